@@ -1,0 +1,297 @@
+"""The one immutable event model every provider normalises into, plus the core's value types.
+
+Rules the whole code base relies on:
+- every ``datetime`` is timezone-aware (``tzinfo`` set); providers fix naive values at their boundary;
+- an all-day event has ``date`` (not ``datetime``) start and end, end exclusive, and is turned into
+  an interval only in the user's timezone (:meth:`Event.span`);
+- an event *occurrence* is identified by :attr:`Event.occurrence_key`, stable across polls and moves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from enum import Enum
+
+
+class Response(str, Enum):
+    """The user's (or an attendee's) answer to an invitation."""
+
+    NEEDS_ACTION = "needs_action"
+    ACCEPTED = "accepted"
+    TENTATIVE = "tentative"
+    DECLINED = "declined"
+    ORGANIZER = "organizer"  # the user organised it
+
+
+class ShowAs(str, Enum):
+    """How an event blocks time (Google transparency / Graph showAs / iCal TRANSP)."""
+
+    BUSY = "busy"
+    FREE = "free"
+    TENTATIVE = "tentative"
+    OUT_OF_OFFICE = "oof"
+    WORKING_ELSEWHERE = "working_elsewhere"
+
+
+class EventType(str, Enum):
+    """Special kinds of calendar entries."""
+
+    DEFAULT = "default"
+    OUT_OF_OFFICE = "out_of_office"
+    FOCUS_TIME = "focus_time"
+    WORKING_LOCATION = "working_location"
+    BIRTHDAY = "birthday"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """An organizer or attendee. ``email`` is lower-cased by :func:`person`."""
+
+    email: str
+    name: str = ""
+    response: Response = Response.NEEDS_ACTION
+    is_self: bool = False
+    is_resource: bool = False  # rooms, equipment
+    optional: bool = False
+
+    @property
+    def domain(self) -> str:
+        return self.email.rpartition("@")[2].lower()
+
+    @property
+    def display(self) -> str:
+        return self.name or self.email
+
+
+def person(
+    email: str,
+    name: str | None = None,
+    response: Response = Response.NEEDS_ACTION,
+    *,
+    is_self: bool = False,
+    is_resource: bool = False,
+    optional: bool = False,
+) -> Person:
+    """Build a :class:`Person`, normalising the address (strip ``mailto:``, lower-case)."""
+    addr = email.strip()
+    if addr.lower().startswith("mailto:"):
+        addr = addr[7:]
+    return Person(
+        email=addr.strip().lower(),
+        name=(name or "").strip(),
+        response=response,
+        is_self=is_self,
+        is_resource=is_resource,
+        optional=optional,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event occurrence, normalised. Immutable; build a new one to change it.
+
+    ``start``/``end`` are aware datetimes for timed events and ``date`` values for all-day events.
+    ``timezone`` is the event's own IANA zone when the source says so (e.g. the zone it was created in).
+    """
+
+    account: str
+    source_id: str  # the provider's id for this occurrence (Google event id, Graph id, ics UID+RID)
+    title: str
+    start: datetime | date
+    end: datetime | date
+    calendar_id: str = ""
+    timezone: str | None = None
+    description: str = ""
+    location: str = ""
+    organizer: Person | None = None
+    attendees: tuple[Person, ...] = ()
+    self_response: Response = Response.ACCEPTED
+    show_as: ShowAs = ShowAs.BUSY
+    cancelled: bool = False
+    event_type: EventType = EventType.DEFAULT
+    join_urls: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    ical_uid: str | None = None
+    series_id: str | None = None  # recurring master id, if this is an occurrence
+    recurrence_id: datetime | date | None = None  # original start of the occurrence in its series
+    created: datetime | None = None
+    updated: datetime | None = None
+    categories: tuple[str, ...] = ()
+    is_private: bool = False
+    web_link: str | None = None
+    # Provider-specific hints for threading a reply (e.g. the invitation's Message-ID / thread id).
+    thread_hints: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end", "recurrence_id", "created", "updated"):
+            value = getattr(self, name)
+            if isinstance(value, datetime) and value.utcoffset() is None:
+                raise ValueError(f"Event.{name} must be timezone-aware, got naive {value!r}")
+        if isinstance(self.start, datetime) != isinstance(self.end, datetime):
+            raise ValueError("Event start and end must both be datetimes or both be dates")
+
+    @property
+    def all_day(self) -> bool:
+        return not isinstance(self.start, datetime)
+
+    @property
+    def series_key(self) -> str:
+        """Identity of the series (or single event) independent of the occurrence."""
+        return self.ical_uid or self.series_id or self.source_id
+
+    @property
+    def occurrence_key(self) -> str:
+        """Stable identity of this occurrence: survives moves of the occurrence and re-polls."""
+        if self.recurrence_id is None:
+            return self.series_key
+        return f"{self.series_key}@{_instant_text(self.recurrence_id)}"
+
+    def span(self, tz: tzinfo) -> tuple[datetime, datetime]:
+        """Start and end as aware datetimes; all-day dates become midnights in ``tz``."""
+        return as_instant(self.start, tz), as_instant(self.end, tz)
+
+    @property
+    def user_attends(self) -> bool:
+        return self.self_response is not Response.DECLINED and not self.cancelled
+
+    @property
+    def blocks_time(self) -> bool:
+        """True when this event makes the user busy (not free, not declined, not cancelled)."""
+        return self.user_attends and self.show_as not in (ShowAs.FREE, ShowAs.WORKING_ELSEWHERE) and (
+            self.event_type not in (EventType.WORKING_LOCATION, EventType.BIRTHDAY)
+        )
+
+    def hint(self, name: str) -> str | None:
+        for key, value in self.thread_hints:
+            if key == name:
+                return value
+        return None
+
+
+def as_instant(value: datetime | date, tz: tzinfo) -> datetime:
+    """An aware datetime for a datetime or (all-day) date, dates read as midnight in ``tz``."""
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}")
+        return value
+    return datetime.combine(value, time(0), tzinfo=tz)
+
+
+def _instant_text(value: datetime | date) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return value.strftime("%Y%m%d")
+
+
+def ensure_aware(value: datetime, what: str = "datetime") -> datetime:
+    """Reject naive datetimes at a boundary with a clear message."""
+    if value.utcoffset() is None:
+        raise ValueError(f"{what} must include a timezone offset, got {value.isoformat()}")
+    return value
+
+
+# ---- the core's outputs -------------------------------------------------------------------------
+
+
+class Severity(str, Enum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class RiskKind(str, Enum):
+    INTERVIEW_CLASH = "interview_clash"
+    DOUBLE_BOOKED = "double_booked"
+    OUT_OF_OFFICE = "out_of_office"
+    TIGHT_BUFFER = "tight_buffer"
+    TRAVEL = "travel"
+    ODD_HOUR = "odd_hour"
+    NO_JOIN_INFO = "no_join_info"
+    MISSED = "missed"
+
+
+class ActionKind(str, Enum):
+    RESCHEDULE = "reschedule_request"
+    MISSED = "missed_interview"
+    FOLLOW_UP = "follow_up_apology"
+    THANK_YOU = "thank_you"
+    JOIN_INFO = "ask_join_info"
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """Whether an event is an interview, with the score and the reasons that produced it."""
+
+    occurrence_key: str
+    is_interview: bool
+    score: float
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Risk:
+    """A problem with one interview. ``other_key`` names the conflicting event, if any.
+
+    ``evidence`` is for the user (status, report); it may mention the other event's title.
+    Drafts must never use it.
+    """
+
+    kind: RiskKind
+    severity: Severity
+    occurrence_key: str
+    evidence: str
+    other_key: str | None = None
+    other_is_interview: bool = False
+    # Root cause for the report, e.g. "timezone", "double_booking", "travel", "no_reminder".
+    cause: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A proposed free interval for a rescheduled interview."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        ensure_aware(self.start, "Slot.start")
+        ensure_aware(self.end, "Slot.end")
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A draft the planner wants to exist for one (event occurrence, kind)."""
+
+    kind: ActionKind
+    account: str
+    occurrence_key: str
+    recipients: tuple[Person, ...]
+    risks: tuple[RiskKind, ...] = ()
+    slots: tuple[Slot, ...] = ()
+    recipient_timezone: str | None = None
+    reason: str = "scheduling_conflict"
+    call_first: bool = False  # the user should phone before (or instead of) emailing
+    phone: str | None = None
+    notes: tuple[str, ...] = ()  # things to tell the user (never put into the draft)
+    explanation: tuple[str, ...] = field(default=())
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: (account, event occurrence, action kind)."""
+        return draft_key(self.account, self.occurrence_key, self.kind)
+
+
+def draft_key(account: str, occurrence_key: str, kind: ActionKind) -> str:
+    """A short stable key carried in the ``X-Salvage-Key`` header of every draft."""
+    raw = f"{account}\x1f{occurrence_key}\x1f{kind.value}".encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def utc_now() -> datetime:
+    """The real clock, for the CLI boundary only; the core always receives ``now``."""
+    return datetime.now(timezone.utc)
+
+
+ONE_DAY = timedelta(days=1)

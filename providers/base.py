@@ -1,0 +1,170 @@
+"""The small interfaces every provider implements, and the values that cross them.
+
+A provider module implements one or both of :class:`CalendarSource` and :class:`DraftStore` and is
+registered by one line in :mod:`providers.registry`. The core never imports providers.
+
+Errors: providers raise the exceptions below (never library-specific ones) so the service can treat
+the three kinds of failure differently: :class:`AuthError` (the account waits for
+``salvage auth``), :class:`TransientError` (retried later with backoff), :class:`ProviderError`
+(anything else that is the remote's or the config's fault; shown, retried at the next poll).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Protocol, runtime_checkable
+
+from daemon.model import Event
+
+
+class ProviderError(Exception):
+    """A provider failed in a way that affects only its account."""
+
+
+class AuthError(ProviderError):
+    """Credentials are missing, expired or revoked: the user must run ``salvage auth ACCOUNT``."""
+
+
+class TransientError(ProviderError):
+    """Temporary failure (rate limit, 5xx, timeout). ``retry_after`` is in seconds, if known."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The time range a calendar source must cover: ``start`` <= event end, event start < ``end``."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.utcoffset() is None or self.end.utcoffset() is None:
+            raise ValueError("Window bounds must be timezone-aware")
+        if self.end <= self.start:
+            raise ValueError("Window end must be after its start")
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What one poll of a calendar source produced.
+
+    - ``complete=True``: ``events`` is the whole content of the window (replace what was known).
+    - ``complete=False``: a delta. ``events`` are added or changed occurrences, ``removed`` lists
+      the ``source_id`` values of occurrences that are gone.
+    - ``unchanged=True``: nothing changed since ``cursor`` (e.g. HTTP 304); ``events`` is empty.
+    ``cursor`` is opaque state for the next call (sync token, delta link, ETag…), saved by the caller.
+    ``problems`` are human-readable notes about items that could not be read (a malformed event
+    affects only itself).
+    """
+
+    events: tuple[Event, ...] = ()
+    removed: tuple[str, ...] = ()
+    complete: bool = True
+    unchanged: bool = False
+    cursor: str | None = None
+    problems: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class CalendarSource(Protocol):
+    """Yields events for a window, incrementally when ``cursor`` (from the last result) allows."""
+
+    incremental: bool
+
+    def fetch(self, window: Window, cursor: str | None) -> FetchResult:
+        """Return the events of ``window``; a delta since ``cursor`` when the source supports it.
+
+        A cursor that the remote rejects (e.g. Google 410, Graph 410) must lead to a full result
+        (``complete=True``) rather than an error.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    email: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DraftMessage:
+    """A rendered draft, provider-neutral. Build MIME with :func:`daemon.mime.build_message`."""
+
+    key: str  # goes into the X-Salvage-Key header
+    sender: Address
+    to: tuple[Address, ...]
+    subject: str
+    text: str
+    html: str | None = None
+    cc: tuple[Address, ...] = ()
+    in_reply_to: str | None = None  # Message-ID of the invitation, with angle brackets
+    references: tuple[str, ...] = ()
+    thread_id: str | None = None  # provider thread / conversation / message id to reply to
+    occurrence_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DraftRef:
+    """Where a draft lives in a mailbox, and a fingerprint of what we put there.
+
+    ``id`` is the provider's stable id (Gmail draft id, Graph immutable message id, file name, IMAP
+    UID…). ``fingerprint`` is :func:`daemon.mime.fingerprint` of the body we wrote, so an edit by the
+    user can be told apart from our own content. ``extra`` holds provider data (JSON-serialisable).
+    """
+
+    id: str
+    fingerprint: str
+    thread_id: str | None = None
+    created: datetime | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class DraftFate(str, Enum):
+    UNTOUCHED = "untouched"
+    EDITED = "edited"
+    SENT = "sent"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadInfo:
+    """How to make a draft a reply to the invitation email, when one was found."""
+
+    thread_id: str | None = None
+    message_id: str | None = None  # RFC 5322 Message-ID, with angle brackets
+    references: tuple[str, ...] = ()
+    subject: str | None = None
+
+
+@runtime_checkable
+class DraftStore(Protocol):
+    """Creates and tracks drafts in the user's own mailbox. Never sends."""
+
+    def create(self, draft: DraftMessage) -> DraftRef:
+        """Put a new draft in the Drafts folder and return where it is."""
+        ...
+
+    def fate(self, ref: DraftRef) -> DraftFate:
+        """What became of a draft we created: untouched, edited by the user, sent, or deleted."""
+        ...
+
+    def update(self, ref: DraftRef, draft: DraftMessage) -> DraftRef:
+        """Replace an untouched draft's content (the event changed). Returns the new ref."""
+        ...
+
+    def delete(self, ref: DraftRef) -> None:
+        """Withdraw an untouched draft whose reason is gone."""
+        ...
+
+    def find_by_key(self, key: str) -> DraftRef | None:
+        """Find a draft carrying ``X-Salvage-Key: key`` (crash recovery); None if there is none."""
+        ...
+
+    def find_thread(self, event: Event) -> ThreadInfo | None:
+        """Find the invitation email for ``event`` to reply to; None when not found or not supported."""
+        ...
