@@ -295,3 +295,40 @@ def utc_now() -> datetime:
 
 
 ONE_DAY = timedelta(days=1)
+
+
+# ---- what the planner needs to know about the past (read from the state store by the caller) ----
+
+
+class DraftState(str, Enum):
+    """The fate of a draft Salvage made, as the state store last saw it."""
+
+    PENDING = "pending"  # intent recorded, creation not yet confirmed
+    UNTOUCHED = "untouched"
+    EDITED = "edited"
+    SENT = "sent"
+    DELETED = "deleted"  # the user deleted it: never re-create for this key
+    WITHDRAWN = "withdrawn"  # Salvage removed it because the reason went away
+
+
+@dataclass(frozen=True, slots=True)
+class PriorDraft:
+    """A draft made earlier, with the event as it was when the draft was made."""
+
+    occurrence_key: str
+    kind: ActionKind
+    state: DraftState
+    created: datetime
+    event_start: datetime | None = None
+    organizer_email: str | None = None
+    series_key: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """Facts from the past the pure planner needs; all default to 'nothing known'."""
+
+    prior: tuple[PriorDraft, ...] = ()
+    marked_missed: frozenset[str] = frozenset()  # occurrence keys the user declared missed
+    reasons: dict[str, str] = field(default_factory=dict)  # occurrence key -> reason override
+    missed_at: dict[str, datetime] = field(default_factory=dict)  # when a miss was first detected
