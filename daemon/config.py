@@ -427,7 +427,9 @@ def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
 
 
 def _describe(error: dict[str, Any], lines: dict[tuple[str | int, ...], int], source: str) -> str:
-    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+    raw = error["loc"]
+    # Pydantic puts the discriminator tag into the path of a tagged union member: drop it.
+    loc = tuple(p for i, p in enumerate(raw) if not (p in _UNION_TAGS and i and raw[i - 1] in ("calendar", "drafts")))
     dotted = ""
     for part in loc:
         dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else str(part))
@@ -445,7 +447,7 @@ def _describe(error: dict[str, Any], lines: dict[tuple[str | int, ...], int], so
     elif message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     elif error["type"] == "union_tag_invalid":
-        message = f"unknown type {error.get('input')!r}; {error['ctx']['expected_tags']} expected"
+        message = f"unknown type {error['ctx']['tag']!r}; expected one of {error['ctx']['expected_tags']}"
     return f"{dotted or '(top level)'} ({where}): {message}"
 
 

@@ -1,0 +1,395 @@
+"""The handlers behind each `salvage` command (argument parsing lives in :mod:`daemon.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from collections.abc import Iterable
+from datetime import date, datetime, tzinfo
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from daemon.cli import UserError, config_from, dump_json, open_state, parse_now
+from daemon.config import Config, json_schema, parse_config
+from daemon.ids import short_id
+from daemon.model import Action, DraftState, Event, Risk, Severity
+from daemon.pipeline import Engine, Evaluation, Outcome, PassReport, find_events
+
+log = logging.getLogger("salvage.cli")
+
+DEMO_NOW = "2026-11-24T10:30:00+00:00"
+_SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+# ---- formatting ---------------------------------------------------------------------------------
+
+
+def fmt_when(event: Event, tz: tzinfo) -> str:
+    """'Wed 25 Nov 14:00–14:45' in the user's zone; all-day events as dates."""
+    if isinstance(event.start, datetime) and isinstance(event.end, datetime):
+        start, end = event.start.astimezone(tz), event.end.astimezone(tz)
+        day = start.strftime("%a %d %b %H:%M")
+        tail = end.strftime("%H:%M") if end.date() == start.date() else end.strftime("%a %d %b %H:%M")
+        return f"{day}–{tail}"
+    assert isinstance(event.start, date)
+    return event.start.strftime("%a %d %b") + " (all day)"
+
+
+def fmt_instant(value: datetime | None, tz: tzinfo) -> str:
+    return value.astimezone(tz).strftime("%a %d %b %H:%M") if value else "—"
+
+
+def risk_text(risk: Risk) -> str:
+    return f"{risk.kind.value} ({risk.severity.value}): {risk.evidence}"
+
+
+def _iso(value: datetime | date) -> str:
+    return value.isoformat()
+
+
+def interview_json(event: Event, evaluation: Evaluation) -> dict[str, Any]:
+    """The stable JSON shape of one interview (documented in the README)."""
+    c = evaluation.classifications[event.occurrence_key]
+    return {
+        "id": short_id(event.occurrence_key),
+        "key": event.occurrence_key,
+        "account": event.account,
+        "title": event.title,
+        "start": _iso(event.start),
+        "end": _iso(event.end),
+        "all_day": event.all_day,
+        "timezone": event.timezone,
+        "organizer": {"email": event.organizer.email, "name": event.organizer.name} if event.organizer else None,
+        "score": c.score,
+        "reasons": list(c.reasons),
+        "risks": [
+            {"kind": r.kind.value, "severity": r.severity.value, "evidence": r.evidence, "cause": r.cause}
+            for r in evaluation.risks_for(event.occurrence_key)
+        ],
+        "actions": [action_json(a) for a in evaluation.actions_for(event.occurrence_key)],
+    }
+
+
+def action_json(action: Action) -> dict[str, Any]:
+    return {
+        "kind": action.kind.value,
+        "key": action.key,
+        "recipients": [p.email for p in action.recipients],
+        "reason": action.reason,
+        "slots": [{"start": s.start.isoformat(), "end": s.end.isoformat()} for s in action.slots],
+        "call_first": action.call_first,
+        "phone": action.phone,
+        "notes": list(action.notes),
+    }
+
+
+def interviews_table(evaluation: Evaluation, config: Config, title: str) -> Table:
+    tz = config.user.zone
+    table = Table(title=title, show_lines=True, title_justify="left")
+    table.add_column("id", style="dim", no_wrap=True)
+    table.add_column("when", no_wrap=True)
+    table.add_column("interview")
+    table.add_column("risks")
+    table.add_column("draft planned")
+    for event in evaluation.interviews:
+        risks = evaluation.risks_for(event.occurrence_key)
+        risk_cell = "\n".join(
+            f"[{_SEVERITY_STYLE[r.severity]}]{r.kind.value}[/]: {_escape(r.evidence)}" for r in risks
+        ) or "[green]none[/]"
+        actions = ", ".join(a.kind.value for a in evaluation.actions_for(event.occurrence_key)) or "—"
+        who = f"\n[dim]{_escape(event.organizer.display)}[/]" if event.organizer else ""
+        table.add_row(short_id(event.occurrence_key), fmt_when(event, tz), _escape(event.title) + who, risk_cell, actions)
+    return table
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def print_polls(report: PassReport, out: Console) -> None:
+    for poll in report.polls:
+        if not poll.ok:
+            hint = f" — run `salvage auth {poll.account}`" if poll.needs_auth else ""
+            out.print(f"[red]account {poll.account}: {_escape(poll.message)}{hint}[/]")
+        for problem in poll.problems:
+            out.print(f"[yellow]account {poll.account}: {_escape(problem)}[/]")
+
+
+def print_outcomes(outcomes: Iterable[Outcome], out: Console, *, where: str = "") -> None:
+    for o in outcomes:
+        if o.result in ("kept", "exists"):
+            continue
+        to = f" to {', '.join(a.email for a in o.draft.to)}" if o.draft else ""
+        subject = f" “{_escape(o.draft.subject)}”" if o.draft else ""
+        detail = f" ({_escape(o.detail)})" if o.detail else ""
+        out.print(f"  {o.result:>12}  {o.kind}{to}{subject}{detail}")
+        for note in o.notes:
+            out.print(f"                [bold]→ {_escape(note)}[/]")
+    if where:
+        out.print(where)
+
+
+# ---- commands -----------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace, out: Console) -> int:
+    config = config_from(args)
+    now = parse_now(args.now)
+    with open_state(config) as store:
+        engine = Engine(config, store)
+        try:
+            report = PassReport(now=now)
+            if not args.no_poll:
+                report.polls = [engine.poll(a, now) for a in engine.accounts()]
+            evaluation = engine.evaluate(now)
+        finally:
+            engine.close()
+    interviews = evaluation.interviews
+    risky = [e for e in interviews if evaluation.risks_for(e.occurrence_key)]
+    if args.format == "json":
+        dump_json(
+            {
+                "now": now.isoformat(),
+                "timezone": config.user.timezone,
+                "accounts": [
+                    {"name": p.account, "ok": p.ok, "error": p.message or None, "needs_auth": p.needs_auth}
+                    for p in report.polls
+                ],
+                "interviews": [interview_json(e, evaluation) for e in interviews],
+                "summary": {"interviews": len(interviews), "at_risk": len(risky), "risks": len(evaluation.risks)},
+            }
+        )
+    else:
+        print_polls(report, out)
+        if not interviews:
+            out.print("No interviews found in the window.")
+        else:
+            out.print(interviews_table(evaluation, config, f"Interviews as of {fmt_instant(now, config.user.zone)}"))
+            out.print(f"{len(interviews)} interview(s), {len(risky)} at risk.")
+    return 1 if risky else 0
+
+
+def cmd_run(args: argparse.Namespace, out: Console) -> int:
+    config = config_from(args)
+    if not args.once:
+        if args.now:
+            raise UserError("--now only works with --once")
+        from daemon.service import serve
+
+        return serve(args.config, dry_run=args.dry_run)
+    now = parse_now(args.now)
+    with open_state(config) as store:
+        engine = Engine(config, store)
+        try:
+            report = engine.run_once(now, dry_run=args.dry_run)
+        finally:
+            engine.close()
+    print_polls(report, out)
+    made = [o for o in report.outcomes if o.result not in ("kept", "exists")]
+    label = "dry run: " if args.dry_run else ""
+    if made:
+        out.print(f"{label}drafts:")
+        print_outcomes(made, out)
+    else:
+        out.print(f"{label}nothing to do.")
+    if args.dry_run:
+        for o in report.outcomes:
+            if o.draft is not None and o.result == "would-create":
+                out.rule(f"{o.kind} → {', '.join(a.email for a in o.draft.to)}")
+                out.print(f"Subject: {o.draft.subject}", markup=False)
+                out.print(o.draft.text, markup=False)
+    return 1 if report.failed_accounts and len(report.failed_accounts) == len(report.polls) and report.polls else 0
+
+
+def cmd_preview(args: argparse.Namespace, out: Console) -> int:
+    config = config_from(args)
+    now = parse_now(args.now)
+    with open_state(config) as store:
+        engine = Engine(config, store)
+        try:
+            if not args.no_poll:
+                for poll in [engine.poll(a, now) for a in engine.accounts()]:
+                    if not poll.ok:
+                        out.print(f"[yellow]account {poll.account}: {_escape(poll.message)}[/]")
+            evaluation = engine.evaluate(now)
+            event = _one_event(evaluation, args.event)
+            actions = evaluation.actions_for(event.occurrence_key)
+            c = evaluation.classifications[event.occurrence_key]
+            out.print(f"[bold]{_escape(event.title)}[/] — {fmt_when(event, config.user.zone)} "
+                      f"[dim](id {short_id(event.occurrence_key)})[/]")
+            out.print(f"interview: {'yes' if c.is_interview else 'no'} (score {c.score:g}): "
+                      + _escape("; ".join(c.reasons) or "no rule matched"))
+            for risk in evaluation.risks_for(event.occurrence_key):
+                out.print(f"risk: {_escape(risk_text(risk))}")
+            if not actions:
+                out.print("No draft is planned for this event.")
+                return 0
+            for action in actions:
+                if args.reason:
+                    from dataclasses import replace
+
+                    action = replace(action, reason=args.reason)
+                draft = engine.render(action, event)
+                out.rule(f"{action.kind.value}")
+                for line in action.explanation:
+                    out.print(f"[dim]why: {_escape(line)}[/]")
+                for note in action.notes:
+                    out.print(f"[bold]→ {_escape(note)}[/]")
+                out.print(f"To: {', '.join(f'{a.name} <{a.email}>' if a.name else a.email for a in draft.to)}",
+                          markup=False)
+                out.print(f"Subject: {draft.subject}", markup=False)
+                out.print("")
+                out.print(draft.text, markup=False)
+        finally:
+            engine.close()
+    return 0
+
+
+def _one_event(evaluation: Evaluation, query: str) -> Event:
+    matches = find_events(evaluation, query)
+    if not matches:
+        raise UserError(f"no event matches {query!r}; `salvage check` lists interviews with their ids")
+    if len(matches) > 1:
+        interviews = [e for e in matches if evaluation.classifications[e.occurrence_key].is_interview]
+        if len(interviews) == 1:
+            return interviews[0]
+        listing = "; ".join(f"{short_id(e.occurrence_key)} {e.title!r}" for e in matches[:6])
+        raise UserError(f"{query!r} matches {len(matches)} events ({listing}); use the id")
+    return matches[0]
+
+
+def cmd_missed(args: argparse.Namespace, out: Console) -> int:
+    config = config_from(args)
+    now = parse_now(args.now)
+    with open_state(config) as store:
+        engine = Engine(config, store)
+        try:
+            evaluation = engine.evaluate(now)
+            event = _one_event(evaluation, args.event)
+            start = event.span(config.user.zone)[0]
+            if start > now:
+                raise UserError(f"{event.title!r} starts {fmt_instant(start, config.user.zone)}; it cannot be missed yet")
+            store.mark_missed(event.occurrence_key, now, args.reason)
+            out.print(f"Recorded: you missed {event.title!r} ({fmt_when(event, config.user.zone)}).")
+            if args.no_draft:
+                out.print("A missed-interview draft will be made at the next pass.")
+                return 0
+            report = engine.run_once(now, accounts=[event.account])
+        finally:
+            engine.close()
+    print_polls(report, out)
+    mine = [o for o in report.outcomes if o.occurrence_key == event.occurrence_key]
+    print_outcomes(mine, out)
+    for o in mine:
+        if o.call_first:
+            phone = f" on {o.phone}" if o.phone else ""
+            out.print(f"[bold red]Call them first{phone}[/] — a phone call beats email; then review the draft.")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, out: Console) -> int:
+    from daemon.status import status_command
+
+    return status_command(args, out)
+
+
+def cmd_report(args: argparse.Namespace, out: Console) -> int:
+    from daemon.report import report_command
+
+    return report_command(args, out)
+
+
+def cmd_auth(args: argparse.Namespace, out: Console) -> int:
+    from providers import registry
+
+    config = config_from(args)
+    account = config.account(args.account)
+    registry.authenticate(account, config, no_browser=args.no_browser, out=lambda line: out.print(line, markup=False))
+    with open_state(config) as store:
+        status = store.account_status(account.name)
+        if status is not None and status.needs_auth:
+            store.record_failure(account.name, parse_now(None), "authorised again; waiting for the next poll")
+    out.print(f"Account {account.name!r} is authorised.")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, out: Console) -> int:
+    if args.config_command == "schema":
+        dump_json(json_schema())
+        return 0
+    config = config_from(args)
+    from daemon.render import template_problems
+
+    problems = template_problems(config)
+    for account in config.accounts:
+        for kind, section in (("calendar", account.calendar), ("drafts", account.drafts)):
+            path = getattr(section, "path", None)
+            if path is not None and kind == "calendar" and not Path(path).exists():
+                problems.append(f"accounts[{account.name}].calendar.path: {path} does not exist")
+    if problems:
+        out.print("[red]The config is valid YAML, but:[/]")
+        for p in problems:
+            out.print(f"  - {_escape(p)}")
+        return 2
+    out.print(f"Config OK: {len(config.accounts)} account(s), timezone {config.user.timezone}.")
+    return 0
+
+
+def cmd_service(args: argparse.Namespace, out: Console) -> int:
+    from daemon.unit import service_command
+
+    return service_command(args, out)
+
+
+def cmd_demo(args: argparse.Namespace, out: Console) -> int:
+    now = parse_now(args.now or DEMO_NOW)
+    output: Path = args.output.resolve()
+    drafts_dir = output / "drafts"
+    state = output / "state.sqlite3"
+    if drafts_dir.exists():
+        shutil.rmtree(drafts_dir)
+    for stale in output.glob("state.sqlite3*"):
+        stale.unlink()
+    output.mkdir(parents=True, exist_ok=True)
+    sample = resources.files("daemon.sample")
+    config_text = (sample / "demo.yaml").read_text(encoding="utf-8")
+    with resources.as_file(sample / "demo.ics") as ics_path:
+        config = parse_config(config_text, ics_path.parent / "demo.yaml")
+        account = config.accounts[0]
+        account = account.model_copy(update={"drafts": account.drafts.model_copy(update={"path": drafts_dir})})
+        config = config.model_copy(update={"accounts": [account], "state": config.state.model_copy(update={"path": state})})
+        with open_state(config) as store:
+            engine = Engine(config, store)
+            try:
+                report = engine.run_once(now)
+            finally:
+                engine.close()
+    evaluation = report.evaluation
+    assert evaluation is not None
+    tz = config.user.zone
+    out.print(f"[bold]Salvage demo[/] — a sample calendar for {config.user.name} ({config.user.timezone}), "
+              f"clock pinned at {fmt_instant(now, tz)} so the demo is reproducible.")
+    print_polls(report, out)
+    out.print(interviews_table(evaluation, config, "Interviews found"))
+    ignored = [e for e in evaluation.events if not evaluation.classifications[e.occurrence_key].is_interview]
+    out.print(f"Not interviews ({len(ignored)}): " + ", ".join(_escape(e.title) for e in ignored[:12]))
+    out.print("\n[bold]Drafts written[/] (review them in a mail client; Salvage never sends):")
+    print_outcomes(report.outcomes, out)
+    for o in report.outcomes:
+        if o.call_first:
+            phone = f" on {o.phone}" if o.phone else ""
+            out.print(f"[bold red]Missed interview: call them first{phone}[/] — then send the draft.")
+    out.print(f"\nDrafts: {drafts_dir}  (open the .eml files in Thunderbird, Apple Mail or Outlook)")
+    out.print(f"State:  {state}")
+    return 0
+
+
+def live_drafts_count(store: Any) -> int:
+    return len(store.drafts(states=(DraftState.PENDING, DraftState.UNTOUCHED, DraftState.EDITED)))

@@ -1,0 +1,420 @@
+"""The pipeline: poll sources → store → classify → detect → plan → render → place → track.
+
+This is the impure shell around the pure core. Each account is isolated: a failing source or
+mailbox is recorded against that account and the others go on. Drafts are made crash-safe by
+recording the intent (PENDING) before creating the draft and reconciling PENDING drafts by their
+``X-Salvage-Key`` header on the next pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from daemon.classify import classify_all
+from daemon.config import AccountConfig, Config
+from daemon.detect import detect
+from daemon.mime import fingerprint
+from daemon.model import Action, Classification, DraftState, Event, Risk
+from daemon.plan import plan
+from daemon.render import Renderer
+from daemon.state import DraftRecord, StateStore
+from providers import registry
+from providers.base import (
+    AuthError,
+    CalendarSource,
+    DraftFate,
+    DraftMessage,
+    DraftRef,
+    DraftStore,
+    ProviderError,
+    ThreadInfo,
+    TransientError,
+    Window,
+)
+
+log = logging.getLogger("salvage.pipeline")
+
+_FATE_STATE = {
+    DraftFate.UNTOUCHED: DraftState.UNTOUCHED,
+    DraftFate.EDITED: DraftState.EDITED,
+    DraftFate.SENT: DraftState.SENT,
+    DraftFate.DELETED: DraftState.DELETED,
+}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The core's view of the calendars at ``now``."""
+
+    now: datetime
+    events: tuple[Event, ...]
+    by_key: dict[str, Event]
+    classifications: dict[str, Classification]
+    risks: tuple[Risk, ...]
+    actions: tuple[Action, ...]
+
+    @property
+    def interviews(self) -> list[Event]:
+        return [e for e in self.events if self.classifications.get(e.occurrence_key, _NO).is_interview]
+
+    def risks_for(self, occurrence_key: str) -> list[Risk]:
+        return [r for r in self.risks if r.occurrence_key == occurrence_key]
+
+    def actions_for(self, occurrence_key: str) -> list[Action]:
+        return [a for a in self.actions if a.occurrence_key == occurrence_key]
+
+
+_NO = Classification(occurrence_key="", is_interview=False, score=0.0, reasons=())
+
+
+@dataclass
+class Outcome:
+    """What happened to one planned or live draft in a pass."""
+
+    key: str
+    account: str
+    occurrence_key: str
+    kind: str
+    result: str  # created, updated, kept, edited, sent, deleted, withdrawn, would-create, failed, ...
+    detail: str = ""
+    draft: DraftMessage | None = None
+    notes: tuple[str, ...] = ()
+    call_first: bool = False
+    phone: str | None = None
+
+
+@dataclass
+class PollOutcome:
+    account: str
+    ok: bool
+    message: str = ""
+    changed: int = 0
+    needs_auth: bool = False
+    retry_after: float | None = None
+    problems: tuple[str, ...] = ()
+
+
+@dataclass
+class PassReport:
+    now: datetime
+    polls: list[PollOutcome] = field(default_factory=list)
+    evaluation: Evaluation | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def failed_accounts(self) -> list[PollOutcome]:
+        return [p for p in self.polls if not p.ok]
+
+
+class Engine:
+    """Runs passes of the pipeline for a config against a state store."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: StateStore,
+        *,
+        open_calendar: Callable[[AccountConfig, Config], CalendarSource] = registry.open_calendar,
+        open_drafts: Callable[[AccountConfig, Config], DraftStore] = registry.open_drafts,
+        renderer: Renderer | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self._open_calendar = open_calendar
+        self._open_drafts = open_drafts
+        self.renderer = renderer or Renderer(config)
+        self._sources: dict[str, CalendarSource] = {}
+        self._mailboxes: dict[str, DraftStore] = {}
+
+    # ---- sources --------------------------------------------------------------------------------
+
+    def window(self, now: datetime) -> Window:
+        w = self.config.window
+        return Window(start=now - timedelta(days=w.past_days), end=now + timedelta(days=w.future_days))
+
+    def accounts(self, names: Collection[str] | None = None) -> list[AccountConfig]:
+        return [a for a in self.config.accounts if a.enabled and (names is None or a.name in names)]
+
+    def _source(self, account: AccountConfig) -> CalendarSource:
+        if account.name not in self._sources:
+            self._sources[account.name] = self._open_calendar(account, self.config)
+        return self._sources[account.name]
+
+    def _mailbox(self, account: AccountConfig) -> DraftStore:
+        if account.name not in self._mailboxes:
+            self._mailboxes[account.name] = self._open_drafts(account, self.config)
+        return self._mailboxes[account.name]
+
+    def forget_connections(self, account: str | None = None) -> None:
+        """Drop cached provider objects (after a config reload or re-auth)."""
+        for cache in (self._sources, self._mailboxes):
+            for name in list(cache):
+                if account is None or name == account:
+                    closer = getattr(cache.pop(name), "close", None)
+                    if callable(closer):
+                        try:
+                            closer()
+                        except Exception:  # noqa: BLE001 - closing must never fail a pass
+                            log.debug("closing %s failed", name, exc_info=True)
+
+    def poll(self, account: AccountConfig, now: datetime) -> PollOutcome:
+        """Fetch one account's calendar into the store. Failures are recorded, never raised."""
+        try:
+            source = self._source(account)
+            result = source.fetch(self.window(now), self.store.cursor(account.name))
+            changed = self.store.apply_fetch(account.name, result, now)
+        except AuthError as exc:
+            self._failed(account.name, now, str(exc), needs_auth=True)
+            return PollOutcome(account.name, False, str(exc), needs_auth=True)
+        except TransientError as exc:
+            self._failed(account.name, now, str(exc))
+            return PollOutcome(account.name, False, str(exc), retry_after=exc.retry_after)
+        except ProviderError as exc:
+            self._failed(account.name, now, str(exc))
+            return PollOutcome(account.name, False, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one account's bug must not stop the others
+            log.debug("poll of %s crashed", account.name, exc_info=True)
+            message = f"unexpected error: {type(exc).__name__}: {exc}"
+            self._failed(account.name, now, message)
+            return PollOutcome(account.name, False, message)
+        was = self.store.account_status(account.name)
+        for problem in result.problems:
+            log.warning("%s: %s", account.name, problem)
+        if was is not None and was.failures == 0 and changed:
+            log.debug("%s: %d events changed", account.name, changed)
+        return PollOutcome(account.name, True, changed=changed, problems=result.problems)
+
+    def _failed(self, account: str, now: datetime, message: str, *, needs_auth: bool = False) -> None:
+        first = self.store.record_failure(account, now, message, needs_auth=needs_auth)
+        if first:  # log once when it starts failing; the service logs the recovery
+            if needs_auth:
+                log.error("%s: needs `salvage auth %s`: %s", account, account, message)
+            else:
+                log.warning("%s: %s", account, message)
+
+    # ---- the core -------------------------------------------------------------------------------
+
+    def evaluate(self, now: datetime) -> Evaluation:
+        """Classify, detect and plan over every stored event of every enabled account."""
+        window = self.window(now)
+        order = {a.name: i for i, a in enumerate(self.config.accounts)}
+        names = [a.name for a in self.accounts()]
+        by_key: dict[str, Event] = {}
+        for event in sorted(
+            self.store.events(names, start=window.start, end=window.end),
+            key=lambda e: (order.get(e.account, len(order)), e.source_id),
+        ):
+            by_key.setdefault(event.occurrence_key, event)  # the same invitation on two calendars
+        events = tuple(sorted(by_key.values(), key=lambda e: (e.span(self.config.user.zone)[0], e.occurrence_key)))
+        classifications = classify_all(events, self.config)
+        context = self.store.plan_context()
+        risks = detect(events, classifications, self.config, now, marked_missed=context.marked_missed)
+        actions = plan(events, classifications, risks, self.config, now, context)
+        return Evaluation(now, events, by_key, classifications, tuple(risks), tuple(actions))
+
+    # ---- drafts ---------------------------------------------------------------------------------
+
+    def render(self, action: Action, event: Event, thread: ThreadInfo | None = None) -> DraftMessage:
+        return self.renderer.render(action, event, thread=thread)
+
+    def reconcile(
+        self,
+        evaluation: Evaluation,
+        now: datetime,
+        *,
+        accounts: Collection[str] | None = None,
+        dry_run: bool = False,
+    ) -> list[Outcome]:
+        """Make the mailboxes match the plan: create, update, withdraw; record every fate."""
+        selected = {a.name for a in self.accounts(accounts)}
+        outcomes: list[Outcome] = []
+        planned = [a for a in evaluation.actions if a.account in selected]
+        planned_keys = {a.key for a in planned}
+        for action in planned:
+            outcomes.append(self._guard(now, action.key, action.account, action.occurrence_key, action.kind.value,
+                                        lambda a=action: self._realise(a, evaluation, now, dry_run)))
+        for record in self.store.drafts(states=(DraftState.PENDING, DraftState.UNTOUCHED, DraftState.EDITED)):
+            if record.account in selected and record.key not in planned_keys:
+                outcomes.append(self._guard(now, record.key, record.account, record.occurrence_key, record.kind.value,
+                                            lambda r=record: self._retire(r, now, dry_run)))
+        return outcomes
+
+    def _guard(self, now: datetime, key: str, account: str, occurrence: str, kind: str,
+               step: Callable[[], Outcome]) -> Outcome:
+        try:
+            return step()
+        except AuthError as exc:
+            self._failed(account, now, str(exc), needs_auth=True)
+            return Outcome(key, account, occurrence, kind, "failed", f"needs `salvage auth {account}`: {exc}")
+        except ProviderError as exc:
+            log.warning("%s: draft %s: %s", account, key[:8], exc)
+            return Outcome(key, account, occurrence, kind, "failed", str(exc))
+        except Exception as exc:  # noqa: BLE001 - one draft's failure must not stop the others
+            log.warning("%s: draft %s failed: %s: %s", account, key[:8], type(exc).__name__, exc)
+            log.debug("draft failure", exc_info=True)
+            return Outcome(key, account, occurrence, kind, "failed", f"{type(exc).__name__}: {exc}")
+
+    def _realise(self, action: Action, evaluation: Evaluation, now: datetime, dry_run: bool) -> Outcome:
+        event = evaluation.by_key[action.occurrence_key]
+        account = self.config.account(action.account)
+        base = dict(key=action.key, account=action.account, occurrence_key=action.occurrence_key,
+                    kind=action.kind.value, notes=action.notes, call_first=action.call_first, phone=action.phone)
+        record = self.store.draft(action.key)
+        if record is not None and record.state in (DraftState.DELETED, DraftState.SENT):
+            return Outcome(**base, result=f"done ({record.state.value})",
+                           detail="you deleted this draft; it is not re-created" if record.state is DraftState.DELETED
+                           else "already sent")
+        if dry_run:
+            draft = self.render(action, event)
+            verb = "would-create" if record is None or record.state is DraftState.WITHDRAWN else "exists"
+            return Outcome(**base, result=verb, draft=draft)
+        mailbox = self._mailbox(account)
+        if record is not None and record.state is DraftState.PENDING:
+            found = mailbox.find_by_key(action.key)
+            if found is not None:
+                self.store.update_draft(action.key, DraftState.UNTOUCHED, now, ref=found)
+                record = self.store.draft(action.key)
+            else:
+                record = None
+        if record is None or record.state is DraftState.WITHDRAWN or record.ref is None:
+            return self._create(action, event, mailbox, now, base)
+        fate = mailbox.fate(record.ref)
+        if fate is DraftFate.UNTOUCHED:
+            draft = self.render(action, event, self._thread_for(record))
+            if fingerprint(draft.text) == record.ref.fingerprint:
+                if record.state is not DraftState.UNTOUCHED:
+                    self.store.update_draft(action.key, DraftState.UNTOUCHED, now)
+                return Outcome(**base, result="kept", draft=draft)
+            ref = mailbox.update(record.ref, draft)
+            self.store.update_draft(action.key, DraftState.UNTOUCHED, now, ref=ref,
+                                    event_start=_start(event), subject=draft.subject)
+            log.info("%s: updated %s draft for %r", action.account, action.kind.value, event.title)
+            return Outcome(**base, result="updated", detail="the event changed", draft=draft)
+        state = _FATE_STATE[fate]
+        if state is not record.state:
+            self.store.update_draft(action.key, state, now)
+        detail = {
+            DraftState.EDITED: "you edited it; left alone",
+            DraftState.SENT: "sent",
+            DraftState.DELETED: "you deleted it; it will not be re-created",
+        }[state]
+        return Outcome(**base, result=state.value, detail=detail)
+
+    @staticmethod
+    def _thread_for(record: DraftRecord) -> ThreadInfo | None:
+        ref = record.ref
+        if ref is None or not ref.extra.get("message_id"):
+            return None
+        references = tuple(r for r in ref.extra.get("references", "").split() if r)
+        return ThreadInfo(thread_id=ref.thread_id, message_id=ref.extra["message_id"],
+                          references=references, subject=ref.extra.get("thread_subject"))
+
+    def _create(self, action: Action, event: Event, mailbox: DraftStore, now: datetime, base: dict) -> Outcome:
+        try:
+            thread = mailbox.find_thread(event)
+        except AuthError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - threading is a nicety; an unthreaded draft is fine
+            log.info("%s: could not look up the invitation thread: %s", action.account, exc)
+            thread = None
+        draft = self.render(action, event, thread)
+        organizer = event.organizer.email if event.organizer else None
+        self.store.record_intent(
+            DraftRecord(
+                key=action.key,
+                account=action.account,
+                occurrence_key=action.occurrence_key,
+                kind=action.kind,
+                state=DraftState.PENDING,
+                ref=None,
+                created=now,
+                updated=now,
+                event_start=_start(event),
+                organizer_email=organizer,
+                series_key=event.series_key,
+                subject=draft.subject,
+                recipients=", ".join(a.email for a in draft.to),
+                note="; ".join(action.notes),
+            )
+        )
+        ref = mailbox.create(draft)
+        if thread is not None and thread.message_id:
+            extra = dict(ref.extra)
+            extra.setdefault("message_id", thread.message_id)
+            extra.setdefault("references", " ".join(thread.references))
+            if thread.subject:
+                extra.setdefault("thread_subject", thread.subject)
+            ref = DraftRef(ref.id, ref.fingerprint, ref.thread_id or thread.thread_id, ref.created, extra)
+        self.store.update_draft(action.key, DraftState.UNTOUCHED, now, ref=ref)
+        log.info("%s: created %s draft for %r to %s", action.account, action.kind.value, event.title,
+                 ", ".join(a.email for a in draft.to))
+        return Outcome(**base, result="created", draft=draft)
+
+    def _retire(self, record: DraftRecord, now: datetime, dry_run: bool) -> Outcome:
+        """A live draft whose reason is gone: withdraw it if untouched, else record its fate."""
+        base = dict(key=record.key, account=record.account, occurrence_key=record.occurrence_key,
+                    kind=record.kind.value)
+        if dry_run:
+            return Outcome(**base, result="would-check", detail="reason gone")
+        mailbox = self._mailbox(self.config.account(record.account))
+        ref = record.ref
+        if record.state is DraftState.PENDING:
+            ref = mailbox.find_by_key(record.key)
+            if ref is None:
+                self.store.update_draft(record.key, DraftState.WITHDRAWN, now)
+                return Outcome(**base, result="withdrawn", detail="never created; reason gone")
+        assert ref is not None
+        fate = mailbox.fate(ref)
+        if fate is DraftFate.UNTOUCHED:
+            mailbox.delete(ref)
+            self.store.update_draft(record.key, DraftState.WITHDRAWN, now, ref=ref)
+            log.info("%s: withdrew %s draft (reason gone)", record.account, record.kind.value)
+            return Outcome(**base, result="withdrawn", detail="the reason for it is gone")
+        state = _FATE_STATE[fate]
+        if state is not record.state:
+            self.store.update_draft(record.key, state, now)
+        detail = "reason gone, but you edited it: left alone" if state is DraftState.EDITED else state.value
+        return Outcome(**base, result=state.value, detail=detail)
+
+    # ---- a whole pass ---------------------------------------------------------------------------
+
+    def run_once(self, now: datetime, *, dry_run: bool = False, accounts: Collection[str] | None = None,
+                 poll: bool = True) -> PassReport:
+        """Poll (some) accounts, evaluate everything, reconcile drafts of those accounts."""
+        report = PassReport(now=now)
+        selected = self.accounts(accounts)
+        if poll:
+            for account in selected:
+                report.polls.append(self.poll(account, now))
+        evaluation = self.evaluate(now)
+        report.evaluation = evaluation
+        if not dry_run:
+            self.store.record_risks(evaluation.risks, evaluation.by_key, now)
+        report.outcomes = self.reconcile(evaluation, now, accounts=[a.name for a in selected], dry_run=dry_run)
+        return report
+
+    def close(self) -> None:
+        self.forget_connections()
+
+
+def _start(event: Event) -> datetime | None:
+    return event.start if isinstance(event.start, datetime) else None
+
+
+def find_events(evaluation: Evaluation, query: str, *, interviews_only: bool = False) -> list[Event]:
+    """Events matching a short id, an occurrence key, or (case-insensitive) a title substring."""
+    from daemon.ids import short_id
+
+    pool: Iterable[Event] = evaluation.interviews if interviews_only else evaluation.events
+    pool = list(pool)
+    exact = [e for e in pool if query in (e.occurrence_key, e.source_id) or short_id(e.occurrence_key) == query]
+    if exact:
+        return exact
+    prefix = [e for e in pool if len(query) >= 4 and short_id(e.occurrence_key).startswith(query)]
+    if prefix:
+        return prefix
+    needle = query.casefold()
+    return [e for e in pool if needle in e.title.casefold()]

@@ -1,0 +1,159 @@
+"""`salvage report`: past misses and clashes, their root causes, and what to change next time.
+
+The seeds' last step is "learn from the experience": this turns the risk history in the state store
+into a short list of what went wrong and one prevention tip per cause.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from daemon.cli import config_from, dump_json, open_state, parse_now
+from daemon.state import DraftRecord, RiskRecord
+
+# Risk kinds worth a retrospective (a tight buffer alone is not an incident).
+INCIDENT_KINDS = ("missed", "interview_clash", "double_booked", "out_of_office", "odd_hour", "travel", "no_join_info")
+
+CAUSE_LABELS = {
+    "timezone": "timezone mix-up",
+    "double_booking": "double booking",
+    "interview_clash": "two interviews at once",
+    "out_of_office": "scheduled while away",
+    "travel": "not enough travel time",
+    "buffer": "no gap between meetings",
+    "no_join_info": "no link or address",
+    "no_reminder": "no reminder / forgot",
+    "user_declared": "no reminder / forgot",
+}
+
+TIPS = {
+    "timezone": "When an invitation comes from another region, confirm the time in both zones before "
+    "accepting; Salvage flags interviews outside your waking hours.",
+    "double_booking": "Decline or move the other commitment as soon as an interview is booked, and keep "
+    "every calendar you use connected so clashes show up early.",
+    "interview_clash": "Offer interview slots from one calendar only, and block them the moment a recruiter "
+    "confirms, so two companies cannot book the same time.",
+    "out_of_office": "Add time off to your calendar before offering availability, and mention it to "
+    "recruiters when you share slots.",
+    "travel": "Leave travel time around in-person interviews; put the address in the event so the gap "
+    "can be checked.",
+    "buffer": "Keep 15 minutes free before each interview to settle in and test your setup.",
+    "no_join_info": "Ask for the video link, dial-in or address when you accept the invitation.",
+    "no_reminder": "Set two reminders on every interview: the day before and an hour before.",
+}
+
+
+@dataclass(frozen=True)
+class Incident:
+    occurrence_key: str
+    title: str
+    start: datetime | None
+    kinds: tuple[str, ...]
+    cause: str
+    evidence: tuple[str, ...]
+    drafts: tuple[str, ...]
+
+    @property
+    def missed(self) -> bool:
+        return "missed" in self.kinds
+
+
+def root_cause(records: list[RiskRecord]) -> str:
+    """The most telling cause among an interview's risks (a miss explained by its clash etc.)."""
+    causes = {r.cause or r.kind for r in records}
+    for cause in ("timezone", "interview_clash", "double_booking", "out_of_office", "travel", "no_join_info"):
+        if cause in causes:
+            return cause
+    kinds = {r.kind for r in records}
+    if "double_booked" in kinds:
+        return "double_booking"
+    if "interview_clash" in kinds:
+        return "interview_clash"
+    if "odd_hour" in kinds:
+        return "timezone"
+    if "missed" in kinds:
+        return "no_reminder"
+    return next(iter(sorted(causes)), "no_reminder")
+
+
+def incidents(history: list[RiskRecord], drafts: list[DraftRecord], now: datetime) -> list[Incident]:
+    """Past interviews that had an incident-worthy risk, oldest first."""
+    grouped: dict[str, list[RiskRecord]] = defaultdict(list)
+    for record in history:
+        if record.kind in INCIDENT_KINDS:
+            grouped[record.occurrence_key].append(record)
+    by_event: dict[str, list[DraftRecord]] = defaultdict(list)
+    for d in drafts:
+        by_event[d.occurrence_key].append(d)
+    out = []
+    for key, records in grouped.items():
+        start = records[0].event_start
+        if start is not None and start > now:
+            continue
+        out.append(
+            Incident(
+                occurrence_key=key,
+                title=records[0].title,
+                start=start,
+                kinds=tuple(sorted({r.kind for r in records})),
+                cause=root_cause(records),
+                evidence=tuple(r.evidence for r in records),
+                drafts=tuple(f"{d.kind.value} ({d.state.value})" for d in by_event.get(key, [])),
+            )
+        )
+    out.sort(key=lambda i: (i.start or now, i.occurrence_key))
+    return out
+
+
+def report_command(args: argparse.Namespace, out: Console) -> int:
+    config = config_from(args)
+    now = parse_now(args.now)
+    with open_state(config) as store:
+        found = incidents(store.risk_history(), store.drafts(), now)
+    causes = Counter(i.cause for i in found)
+    if args.format == "json":
+        dump_json(
+            {
+                "now": now.isoformat(),
+                "incidents": [
+                    {
+                        "key": i.occurrence_key,
+                        "title": i.title,
+                        "start": i.start.isoformat() if i.start else None,
+                        "missed": i.missed,
+                        "risks": list(i.kinds),
+                        "cause": i.cause,
+                        "evidence": list(i.evidence),
+                        "drafts": list(i.drafts),
+                        "tip": TIPS.get(i.cause, TIPS["no_reminder"]),
+                    }
+                    for i in found
+                ],
+                "causes": dict(causes),
+            }
+        )
+        return 0
+    if not found:
+        out.print("No past misses or clashes recorded. Nothing to learn yet — good.")
+        return 0
+    tz = config.user.zone
+    table = Table(title="Past misses and clashes", show_lines=True, title_justify="left")
+    for column in ("when", "interview", "what happened", "root cause", "drafts"):
+        table.add_column(column)
+    for i in found:
+        when = i.start.astimezone(tz).strftime("%a %d %b %H:%M") if i.start else "—"
+        what = ("[bold red]missed[/]; " if i.missed else "") + ", ".join(k for k in i.kinds if k != "missed")
+        table.add_row(when, escape(i.title), what.strip("; "), CAUSE_LABELS.get(i.cause, i.cause),
+                      escape(", ".join(i.drafts) or "—"))
+    out.print(table)
+    out.print("[bold]Learn from the experience[/]")
+    for cause, count in causes.most_common():
+        out.print(f"  • {CAUSE_LABELS.get(cause, cause)} ×{count}: {TIPS.get(cause, TIPS['no_reminder'])}")
+    return 0

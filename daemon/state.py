@@ -1,0 +1,545 @@
+"""The SQLite state store: events seen, risks found, drafts made and their fate, account health.
+
+One file (WAL mode, versioned schema with forward migrations). Every write is one transaction, so
+a crash leaves either the old or the new state, never half of each. Instants are stored as UTC
+ISO 8601 text.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from daemon.codec import event_from_json, event_to_json, instant_from_text, instant_to_text
+from daemon.model import (
+    ActionKind,
+    DraftState,
+    Event,
+    PlanContext,
+    PriorDraft,
+    Risk,
+)
+from providers.base import DraftRef, FetchResult
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: initial schema
+    """
+    CREATE TABLE accounts (
+        name TEXT PRIMARY KEY,
+        cursor TEXT,
+        last_poll TEXT,
+        last_success TEXT,
+        next_poll TEXT,
+        error TEXT,
+        error_since TEXT,
+        failures INTEGER NOT NULL DEFAULT 0,
+        needs_auth INTEGER NOT NULL DEFAULT 0,
+        problems TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE TABLE events (
+        account TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        occurrence_key TEXT NOT NULL,
+        start_utc TEXT NOT NULL,
+        end_utc TEXT NOT NULL,
+        data TEXT NOT NULL,
+        seen TEXT NOT NULL,
+        PRIMARY KEY (account, source_id)
+    );
+    CREATE INDEX events_occurrence ON events (occurrence_key);
+    CREATE TABLE drafts (
+        key TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        occurrence_key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        ref TEXT,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        event_start TEXT,
+        organizer_email TEXT,
+        series_key TEXT,
+        subject TEXT NOT NULL DEFAULT '',
+        recipients TEXT NOT NULL DEFAULT '',
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX drafts_state ON drafts (state);
+    CREATE TABLE marks (
+        occurrence_key TEXT PRIMARY KEY,
+        missed_at TEXT,
+        reason TEXT
+    );
+    CREATE TABLE risks (
+        occurrence_key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        account TEXT NOT NULL DEFAULT '',
+        severity TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        cause TEXT NOT NULL DEFAULT '',
+        title TEXT NOT NULL DEFAULT '',
+        event_start TEXT,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        PRIMARY KEY (occurrence_key, kind)
+    );
+    """,
+)
+
+LIVE_STATES = (DraftState.PENDING, DraftState.UNTOUCHED, DraftState.EDITED)
+
+
+class StateError(Exception):
+    """The state file cannot be used (unreadable, from a newer Salvage, corrupt)."""
+
+
+@dataclass(frozen=True)
+class DraftRecord:
+    key: str
+    account: str
+    occurrence_key: str
+    kind: ActionKind
+    state: DraftState
+    ref: DraftRef | None
+    created: datetime
+    updated: datetime
+    event_start: datetime | None = None
+    organizer_email: str | None = None
+    series_key: str | None = None
+    subject: str = ""
+    recipients: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    name: str
+    last_poll: datetime | None
+    last_success: datetime | None
+    next_poll: datetime | None
+    error: str | None
+    error_since: datetime | None
+    failures: int
+    needs_auth: bool
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RiskRecord:
+    occurrence_key: str
+    kind: str
+    account: str
+    severity: str
+    evidence: str
+    cause: str
+    title: str
+    event_start: datetime | None
+    first_seen: datetime
+    last_seen: datetime
+
+
+def _t(value: datetime | None) -> str | None:
+    return instant_to_text(value) if value is not None else None
+
+
+def _p(text: str | None) -> datetime | None:
+    return instant_from_text(text) if text else None
+
+
+def _ref_out(ref: DraftRef | None) -> str | None:
+    if ref is None:
+        return None
+    return json.dumps(
+        {
+            "id": ref.id,
+            "fingerprint": ref.fingerprint,
+            "thread_id": ref.thread_id,
+            "created": _t(ref.created),
+            "extra": ref.extra,
+        }
+    )
+
+
+def _ref_in(text: str | None) -> DraftRef | None:
+    if not text:
+        return None
+    d = json.loads(text)
+    return DraftRef(
+        id=d["id"],
+        fingerprint=d["fingerprint"],
+        thread_id=d.get("thread_id"),
+        created=_p(d.get("created")),
+        extra=d.get("extra") or {},
+    )
+
+
+def _bounds(event: Event) -> tuple[str, str]:
+    """UTC bounds for window queries; all-day dates are widened by a day to cover every zone."""
+    if isinstance(event.start, datetime) and isinstance(event.end, datetime):
+        return instant_to_text(event.start), instant_to_text(event.end)
+    assert isinstance(event.start, date) and isinstance(event.end, date)
+    start = datetime.combine(event.start, datetime.min.time(), tzinfo=timezone.utc) - timedelta(days=1)
+    end = datetime.combine(event.end, datetime.min.time(), tzinfo=timezone.utc) + timedelta(days=1)
+    return instant_to_text(start), instant_to_text(end)
+
+
+class StateStore:
+    """Salvage's memory. Open with :meth:`open`; use as a context manager to close."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
+        self._db = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path | str) -> StateStore:
+        """Open (creating and migrating as needed) the state file at ``path`` (or ``:memory:``)."""
+        target = None if str(path) == ":memory:" else Path(path)
+        try:
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            store = cls(conn, target)
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot open state file {path}: {exc}") from None
+        return store
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StateError(
+                f"state file {self.path} was written by a newer Salvage (schema {version}); upgrade Salvage"
+            )
+        for number in range(version, len(MIGRATIONS)):
+            with self._tx() as db:
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={number + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # ---- accounts -------------------------------------------------------------------------------
+
+    def _ensure_account(self, db: sqlite3.Connection, name: str) -> None:
+        db.execute("INSERT OR IGNORE INTO accounts (name) VALUES (?)", (name,))
+
+    def cursor(self, account: str) -> str | None:
+        row = self._db.execute("SELECT cursor FROM accounts WHERE name=?", (account,)).fetchone()
+        return row["cursor"] if row else None
+
+    def apply_fetch(self, account: str, result: FetchResult, now: datetime) -> int:
+        """Store a poll's result (full replacement or delta) and the new cursor, atomically.
+
+        Returns the number of events added or changed.
+        """
+        seen = instant_to_text(now)
+        with self._tx() as db:
+            self._ensure_account(db, account)
+            changed = 0
+            if not result.unchanged:
+                if result.complete:
+                    db.execute("DELETE FROM events WHERE account=?", (account,))
+                for source_id in result.removed:
+                    db.execute("DELETE FROM events WHERE account=? AND source_id=?", (account, source_id))
+                for event in result.events:
+                    start, end = _bounds(event)
+                    db.execute(
+                        "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?)",
+                        (account, event.source_id, event.occurrence_key, start, end, event_to_json(event), seen),
+                    )
+                    changed += 1
+            db.execute(
+                "UPDATE accounts SET cursor=?, last_poll=?, last_success=?, error=NULL, error_since=NULL,"
+                " failures=0, needs_auth=0, problems=? WHERE name=?",
+                (result.cursor, seen, seen, json.dumps(list(result.problems)), account),
+            )
+        return changed
+
+    def reset_cursor(self, account: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE accounts SET cursor=NULL WHERE name=?", (account,))
+
+    def record_failure(self, account: str, now: datetime, message: str, *, needs_auth: bool = False) -> bool:
+        """Remember that an account's poll failed. Returns True when it had been healthy until now."""
+        with self._tx() as db:
+            self._ensure_account(db, account)
+            row = db.execute("SELECT error FROM accounts WHERE name=?", (account,)).fetchone()
+            was_healthy = row["error"] is None
+            db.execute(
+                "UPDATE accounts SET last_poll=?, error=?, error_since=COALESCE(error_since, ?),"
+                " failures=failures+1, needs_auth=? WHERE name=?",
+                (_t(now), message, _t(now), int(needs_auth), account),
+            )
+        return was_healthy
+
+    def set_next_poll(self, account: str, when: datetime | None) -> None:
+        with self._tx() as db:
+            self._ensure_account(db, account)
+            db.execute("UPDATE accounts SET next_poll=? WHERE name=?", (_t(when), account))
+
+    def account_status(self, account: str) -> AccountStatus | None:
+        row = self._db.execute("SELECT * FROM accounts WHERE name=?", (account,)).fetchone()
+        return self._status(row) if row else None
+
+    def accounts(self) -> list[AccountStatus]:
+        rows = self._db.execute("SELECT * FROM accounts ORDER BY name").fetchall()
+        return [self._status(r) for r in rows]
+
+    @staticmethod
+    def _status(row: sqlite3.Row) -> AccountStatus:
+        return AccountStatus(
+            name=row["name"],
+            last_poll=_p(row["last_poll"]),
+            last_success=_p(row["last_success"]),
+            next_poll=_p(row["next_poll"]),
+            error=row["error"],
+            error_since=_p(row["error_since"]),
+            failures=row["failures"],
+            needs_auth=bool(row["needs_auth"]),
+            problems=tuple(json.loads(row["problems"] or "[]")),
+        )
+
+    # ---- events ---------------------------------------------------------------------------------
+
+    def events(self, accounts: Iterable[str] | None = None, *, start: datetime | None = None,
+               end: datetime | None = None) -> list[Event]:
+        """Stored events, optionally of some accounts and overlapping [start, end)."""
+        sql = "SELECT data FROM events WHERE 1=1"
+        args: list[str] = []
+        if accounts is not None:
+            names = list(accounts)
+            sql += f" AND account IN ({','.join('?' * len(names))})"
+            args.extend(names)
+        if start is not None:
+            sql += " AND end_utc > ?"
+            args.append(instant_to_text(start))
+        if end is not None:
+            sql += " AND start_utc < ?"
+            args.append(instant_to_text(end))
+        sql += " ORDER BY start_utc, account, source_id"
+        out = []
+        for row in self._db.execute(sql, args):
+            out.append(event_from_json(row["data"]))
+        return out
+
+    def forget_account_events(self, account: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM events WHERE account=?", (account,))
+            db.execute("UPDATE accounts SET cursor=NULL WHERE name=?", (account,))
+
+    # ---- drafts ---------------------------------------------------------------------------------
+
+    def draft(self, key: str) -> DraftRecord | None:
+        row = self._db.execute("SELECT * FROM drafts WHERE key=?", (key,)).fetchone()
+        return self._draft(row) if row else None
+
+    def drafts(self, *, states: Iterable[DraftState] | None = None, account: str | None = None) -> list[DraftRecord]:
+        sql = "SELECT * FROM drafts WHERE 1=1"
+        args: list[str] = []
+        if states is not None:
+            values = [s.value for s in states]
+            sql += f" AND state IN ({','.join('?' * len(values))})"
+            args.extend(values)
+        if account is not None:
+            sql += " AND account=?"
+            args.append(account)
+        sql += " ORDER BY created, key"
+        return [self._draft(r) for r in self._db.execute(sql, args)]
+
+    @staticmethod
+    def _draft(row: sqlite3.Row) -> DraftRecord:
+        return DraftRecord(
+            key=row["key"],
+            account=row["account"],
+            occurrence_key=row["occurrence_key"],
+            kind=ActionKind(row["kind"]),
+            state=DraftState(row["state"]),
+            ref=_ref_in(row["ref"]),
+            created=instant_from_text(row["created"]),
+            updated=instant_from_text(row["updated"]),
+            event_start=_p(row["event_start"]),
+            organizer_email=row["organizer_email"],
+            series_key=row["series_key"],
+            subject=row["subject"],
+            recipients=row["recipients"],
+            note=row["note"],
+        )
+
+    def record_intent(self, record: DraftRecord) -> None:
+        """Write down that a draft is about to be created (state PENDING) before talking to the mailbox."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO drafts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    record.key,
+                    record.account,
+                    record.occurrence_key,
+                    record.kind.value,
+                    DraftState.PENDING.value,
+                    _ref_out(record.ref),
+                    _t(record.created),
+                    _t(record.updated),
+                    _t(record.event_start),
+                    record.organizer_email,
+                    record.series_key,
+                    record.subject,
+                    record.recipients,
+                    record.note,
+                ),
+            )
+
+    def update_draft(
+        self,
+        key: str,
+        state: DraftState,
+        now: datetime,
+        *,
+        ref: DraftRef | None = None,
+        event_start: datetime | None = None,
+        subject: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Change a draft's state (and optionally its ref, event start, subject, note)."""
+        sets = ["state=?", "updated=?"]
+        args: list[object] = [state.value, _t(now)]
+        if ref is not None:
+            sets.append("ref=?")
+            args.append(_ref_out(ref))
+        if event_start is not None:
+            sets.append("event_start=?")
+            args.append(_t(event_start))
+        if subject is not None:
+            sets.append("subject=?")
+            args.append(subject)
+        if note is not None:
+            sets.append("note=?")
+            args.append(note)
+        args.append(key)
+        with self._tx() as db:
+            db.execute(f"UPDATE drafts SET {', '.join(sets)} WHERE key=?", args)
+
+    # ---- marks (user declarations) --------------------------------------------------------------
+
+    def mark_missed(self, occurrence_key: str, now: datetime, reason: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO marks (occurrence_key, missed_at, reason) VALUES (?,?,?)"
+                " ON CONFLICT(occurrence_key) DO UPDATE SET missed_at=COALESCE(missed_at, excluded.missed_at),"
+                " reason=COALESCE(excluded.reason, reason)",
+                (occurrence_key, _t(now), reason),
+            )
+
+    def set_reason(self, occurrence_key: str, reason: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO marks (occurrence_key, reason) VALUES (?,?)"
+                " ON CONFLICT(occurrence_key) DO UPDATE SET reason=excluded.reason",
+                (occurrence_key, reason),
+            )
+
+    # ---- risks history (for the report) ---------------------------------------------------------
+
+    def record_risks(self, risks: Iterable[Risk], events: dict[str, Event], now: datetime) -> None:
+        """Remember risks seen now (first and last time seen) for `salvage report`."""
+        stamp = _t(now)
+        with self._tx() as db:
+            for risk in risks:
+                event = events.get(risk.occurrence_key)
+                title = event.title if event else ""
+                account = event.account if event else ""
+                start = event.start if event and isinstance(event.start, datetime) else None
+                db.execute(
+                    "INSERT INTO risks VALUES (?,?,?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT(occurrence_key, kind) DO UPDATE SET severity=excluded.severity,"
+                    " evidence=excluded.evidence, cause=excluded.cause, title=excluded.title,"
+                    " event_start=excluded.event_start, last_seen=excluded.last_seen",
+                    (
+                        risk.occurrence_key,
+                        risk.kind.value,
+                        account,
+                        risk.severity.value,
+                        risk.evidence,
+                        risk.cause,
+                        title,
+                        _t(start),
+                        stamp,
+                        stamp,
+                    ),
+                )
+
+    def risk_history(self) -> list[RiskRecord]:
+        rows = self._db.execute("SELECT * FROM risks ORDER BY event_start, occurrence_key, kind").fetchall()
+        return [
+            RiskRecord(
+                occurrence_key=r["occurrence_key"],
+                kind=r["kind"],
+                account=r["account"],
+                severity=r["severity"],
+                evidence=r["evidence"],
+                cause=r["cause"],
+                title=r["title"],
+                event_start=_p(r["event_start"]),
+                first_seen=instant_from_text(r["first_seen"]),
+                last_seen=instant_from_text(r["last_seen"]),
+            )
+            for r in rows
+        ]
+
+    # ---- the planner's view of the past ---------------------------------------------------------
+
+    def plan_context(self) -> PlanContext:
+        prior = tuple(
+            PriorDraft(
+                occurrence_key=d.occurrence_key,
+                kind=d.kind,
+                state=d.state,
+                created=d.created,
+                event_start=d.event_start,
+                organizer_email=d.organizer_email,
+                series_key=d.series_key,
+            )
+            for d in self.drafts()
+        )
+        marked: set[str] = set()
+        reasons: dict[str, str] = {}
+        missed_at: dict[str, datetime] = {}
+        for row in self._db.execute("SELECT * FROM marks"):
+            if row["missed_at"]:
+                marked.add(row["occurrence_key"])
+                missed_at[row["occurrence_key"]] = instant_from_text(row["missed_at"])
+            if row["reason"]:
+                reasons[row["occurrence_key"]] = row["reason"]
+        for row in self._db.execute("SELECT occurrence_key, first_seen FROM risks WHERE kind='missed'"):
+            missed_at.setdefault(row["occurrence_key"], instant_from_text(row["first_seen"]))
+        return PlanContext(prior=prior, marked_missed=frozenset(marked), reasons=reasons, missed_at=missed_at)
