@@ -69,14 +69,16 @@ def parse_message(raw: bytes) -> EmailMessage:
 
 
 def plain_body(msg: Message) -> str:
-    """The text/plain body of a message ('' if none)."""
+    """The text/plain body of a message ('' if none), with ``\n`` line endings."""
+    text = ""
     if isinstance(msg, EmailMessage):
         part = msg.get_body(preferencelist=("plain",))
         if part is not None and isinstance(part, EmailMessage):
-            return str(part.get_content())
-        return ""
-    payload = msg.get_payload(decode=True)
-    return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+            text = str(part.get_content())
+    else:
+        payload = msg.get_payload(decode=True)
+        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+    return text.replace("\r\n", "\n")
 
 
 def fingerprint(text: str) -> str:
