@@ -10,7 +10,7 @@ import os
 import re
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -100,7 +100,7 @@ class UserConfig(Strict):
 
 class WorkingHours(Strict):
     days: list[Weekday] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"],
+        default_factory=lambda: list(WEEKDAYS[:5]),
         description="Days on which slots may be proposed.",
     )
     start: time = Field(time(9, 0), description="Earliest start of a proposed slot.")
@@ -249,7 +249,7 @@ class MicrosoftCalendar(Strict):
 
 
 CalendarConfig = Annotated[
-    Union[IcsCalendar, GoogleCalendar, MicrosoftCalendar], Field(discriminator="type")
+    IcsCalendar | GoogleCalendar | MicrosoftCalendar, Field(discriminator="type")
 ]
 
 
@@ -267,7 +267,7 @@ class MicrosoftDrafts(Strict):
 
 
 DraftsDestination = Annotated[
-    Union[FolderDrafts, GoogleDrafts, MicrosoftDrafts], Field(discriminator="type")
+    FolderDrafts | GoogleDrafts | MicrosoftDrafts, Field(discriminator="type")
 ]
 
 
@@ -426,7 +426,7 @@ def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
     return lines
 
 
-def _describe(error: dict[str, Any], lines: dict[tuple[str | int, ...], int], source: str) -> str:
+def _describe(error: Any, lines: dict[tuple[str | int, ...], int], source: str) -> str:
     raw = error["loc"]
     # Pydantic puts the discriminator tag into the path of a tagged union member: drop it.
     loc = tuple(p for i, p in enumerate(raw) if not (p in _UNION_TAGS and i and raw[i - 1] in ("calendar", "drafts")))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timedelta
 
 from daemon.classify import classify_all
@@ -235,11 +236,11 @@ class Engine:
         planned_keys = {a.key for a in planned}
         for action in planned:
             outcomes.append(self._guard(now, action.key, action.account, action.occurrence_key, action.kind.value,
-                                        lambda a=action: self._realise(a, evaluation, now, dry_run)))
+                                        partial(self._realise, action, evaluation, now, dry_run)))
         for record in self.store.drafts(states=(DraftState.PENDING, DraftState.UNTOUCHED, DraftState.EDITED)):
             if record.account in selected and record.key not in planned_keys:
                 outcomes.append(self._guard(now, record.key, record.account, record.occurrence_key, record.kind.value,
-                                            lambda r=record: self._retire(r, now, dry_run)))
+                                            partial(self._retire, record, now, dry_run)))
         return outcomes
 
     def _guard(self, now: datetime, key: str, account: str, occurrence: str, kind: str,
@@ -260,17 +261,18 @@ class Engine:
     def _realise(self, action: Action, evaluation: Evaluation, now: datetime, dry_run: bool) -> Outcome:
         event = evaluation.by_key[action.occurrence_key]
         account = self.config.account(action.account)
-        base = dict(key=action.key, account=action.account, occurrence_key=action.occurrence_key,
-                    kind=action.kind.value, notes=action.notes, call_first=action.call_first, phone=action.phone)
+        def outcome(result: str, detail: str = "", draft: DraftMessage | None = None) -> Outcome:
+            return _for_action(action, result, detail, draft)
+
         record = self.store.draft(action.key)
         if record is not None and record.state in (DraftState.DELETED, DraftState.SENT):
-            return Outcome(**base, result=f"done ({record.state.value})",
-                           detail="you deleted this draft; it is not re-created" if record.state is DraftState.DELETED
+            return outcome(f"done ({record.state.value})",
+                           "you deleted this draft; it is not re-created" if record.state is DraftState.DELETED
                            else "already sent")
         if dry_run:
             draft = self.render(action, event)
             verb = "would-create" if record is None or record.state is DraftState.WITHDRAWN else "exists"
-            return Outcome(**base, result=verb, draft=draft)
+            return outcome(verb, draft=draft)
         mailbox = self._mailbox(account)
         if record is not None and record.state is DraftState.PENDING:
             found = mailbox.find_by_key(action.key)
@@ -280,19 +282,19 @@ class Engine:
             else:
                 record = None
         if record is None or record.state is DraftState.WITHDRAWN or record.ref is None:
-            return self._create(action, event, mailbox, now, base)
+            return self._create(action, event, mailbox, now)
         fate = mailbox.fate(record.ref)
         if fate is DraftFate.UNTOUCHED:
             draft = self.render(action, event, self._thread_for(record))
             if fingerprint(draft.text) == record.ref.fingerprint:
                 if record.state is not DraftState.UNTOUCHED:
                     self.store.update_draft(action.key, DraftState.UNTOUCHED, now)
-                return Outcome(**base, result="kept", draft=draft)
+                return outcome("kept", draft=draft)
             ref = mailbox.update(record.ref, draft)
             self.store.update_draft(action.key, DraftState.UNTOUCHED, now, ref=ref,
                                     event_start=_start(event), subject=draft.subject)
             log.info("%s: updated %s draft for %r", action.account, action.kind.value, event.title)
-            return Outcome(**base, result="updated", detail="the event changed", draft=draft)
+            return outcome("updated", "the event changed", draft)
         state = _FATE_STATE[fate]
         if state is not record.state:
             self.store.update_draft(action.key, state, now)
@@ -301,7 +303,7 @@ class Engine:
             DraftState.SENT: "sent",
             DraftState.DELETED: "you deleted it; it will not be re-created",
         }[state]
-        return Outcome(**base, result=state.value, detail=detail)
+        return outcome(state.value, detail)
 
     @staticmethod
     def _thread_for(record: DraftRecord) -> ThreadInfo | None:
@@ -312,7 +314,7 @@ class Engine:
         return ThreadInfo(thread_id=ref.thread_id, message_id=ref.extra["message_id"],
                           references=references, subject=ref.extra.get("thread_subject"))
 
-    def _create(self, action: Action, event: Event, mailbox: DraftStore, now: datetime, base: dict) -> Outcome:
+    def _create(self, action: Action, event: Event, mailbox: DraftStore, now: datetime) -> Outcome:
         try:
             thread = mailbox.find_thread(event)
         except AuthError:
@@ -351,33 +353,34 @@ class Engine:
         self.store.update_draft(action.key, DraftState.UNTOUCHED, now, ref=ref)
         log.info("%s: created %s draft for %r to %s", action.account, action.kind.value, event.title,
                  ", ".join(a.email for a in draft.to))
-        return Outcome(**base, result="created", draft=draft)
+        return _for_action(action, "created", draft=draft)
 
     def _retire(self, record: DraftRecord, now: datetime, dry_run: bool) -> Outcome:
         """A live draft whose reason is gone: withdraw it if untouched, else record its fate."""
-        base = dict(key=record.key, account=record.account, occurrence_key=record.occurrence_key,
-                    kind=record.kind.value)
+        def outcome(result: str, detail: str = "") -> Outcome:
+            return Outcome(record.key, record.account, record.occurrence_key, record.kind.value, result, detail)
+
         if dry_run:
-            return Outcome(**base, result="would-check", detail="reason gone")
+            return outcome("would-check", "reason gone")
         mailbox = self._mailbox(self.config.account(record.account))
         ref = record.ref
         if record.state is DraftState.PENDING:
             ref = mailbox.find_by_key(record.key)
             if ref is None:
                 self.store.update_draft(record.key, DraftState.WITHDRAWN, now)
-                return Outcome(**base, result="withdrawn", detail="never created; reason gone")
+                return outcome("withdrawn", "never created; reason gone")
         assert ref is not None
         fate = mailbox.fate(ref)
         if fate is DraftFate.UNTOUCHED:
             mailbox.delete(ref)
             self.store.update_draft(record.key, DraftState.WITHDRAWN, now, ref=ref)
             log.info("%s: withdrew %s draft (reason gone)", record.account, record.kind.value)
-            return Outcome(**base, result="withdrawn", detail="the reason for it is gone")
+            return outcome("withdrawn", "the reason for it is gone")
         state = _FATE_STATE[fate]
         if state is not record.state:
             self.store.update_draft(record.key, state, now)
         detail = "reason gone, but you edited it: left alone" if state is DraftState.EDITED else state.value
-        return Outcome(**base, result=state.value, detail=detail)
+        return outcome(state.value, detail)
 
     # ---- a whole pass ---------------------------------------------------------------------------
 
@@ -398,6 +401,11 @@ class Engine:
 
     def close(self) -> None:
         self.forget_connections()
+
+
+def _for_action(action: Action, result: str, detail: str = "", draft: DraftMessage | None = None) -> Outcome:
+    return Outcome(action.key, action.account, action.occurrence_key, action.kind.value, result, detail, draft,
+                   action.notes, action.call_first, action.phone)
 
 
 def _start(event: Event) -> datetime | None:

@@ -63,7 +63,7 @@ def open_drafts(account: AccountConfig, config: Config) -> DraftStore:
 
 def auth_kinds(account: AccountConfig) -> list[str]:
     """The provider kinds of an account that need interactive authorisation."""
-    kinds = []
+    kinds: list[str] = []
     for kind in (account.calendar.type, account.drafts.type):
         if kind in AUTH and kind not in kinds:
             kinds.append(kind)
