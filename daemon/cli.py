@@ -19,6 +19,7 @@ from rich.console import Console
 
 from daemon import __version__
 from daemon.config import REASONS, Config, ConfigError, load_config
+from daemon.render import RenderError
 from daemon.state import StateError, StateStore
 from providers.base import ProviderError
 
@@ -150,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             err.print(f"  - {problem}", markup=False)
         return 2
-    except (UserError, StateError) as exc:
+    except (UserError, StateError, RenderError) as exc:
         err.print(f"salvage: {exc}", markup=False)
         return 2
     except ProviderError as exc:

@@ -236,7 +236,7 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
                     from dataclasses import replace
 
                     action = replace(action, reason=args.reason)
-                draft = engine.render(action, event)
+                draft = engine.render(action, event, now)
                 out.rule(f"{action.kind.value}")
                 for line in action.explanation:
                     out.print(f"[dim]why: {_escape(line)}[/]")

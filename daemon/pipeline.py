@@ -218,8 +218,9 @@ class Engine:
 
     # ---- drafts ---------------------------------------------------------------------------------
 
-    def render(self, action: Action, event: Event, thread: ThreadInfo | None = None) -> DraftMessage:
-        return self.renderer.render(action, event, thread=thread)
+    def render(self, action: Action, event: Event, now: datetime, thread: ThreadInfo | None = None) -> DraftMessage:
+        """The draft for an action, rendered as of ``now`` (drafts mention short notice)."""
+        return self.renderer.render(action, event, thread=thread, now=now)
 
     def reconcile(
         self,
@@ -270,7 +271,7 @@ class Engine:
                            "you deleted this draft; it is not re-created" if record.state is DraftState.DELETED
                            else "already sent")
         if dry_run:
-            draft = self.render(action, event)
+            draft = self.render(action, event, now)
             verb = "would-create" if record is None or record.state is DraftState.WITHDRAWN else "exists"
             return outcome(verb, draft=draft)
         mailbox = self._mailbox(account)
@@ -285,7 +286,7 @@ class Engine:
             return self._create(action, event, mailbox, now)
         fate = mailbox.fate(record.ref)
         if fate is DraftFate.UNTOUCHED:
-            draft = self.render(action, event, self._thread_for(record))
+            draft = self.render(action, event, now, self._thread_for(record))
             if fingerprint(draft.text) == record.ref.fingerprint:
                 if record.state is not DraftState.UNTOUCHED:
                     self.store.update_draft(action.key, DraftState.UNTOUCHED, now)
@@ -294,7 +295,7 @@ class Engine:
             self.store.update_draft(action.key, DraftState.UNTOUCHED, now, ref=ref,
                                     event_start=_start(event), subject=draft.subject)
             log.info("%s: updated %s draft for %r", action.account, action.kind.value, event.title)
-            return outcome("updated", "the event changed", draft)
+            return outcome("updated", "the interview or the plan changed", draft)
         state = _FATE_STATE[fate]
         if state is not record.state:
             self.store.update_draft(action.key, state, now)
@@ -322,7 +323,7 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - threading is a nicety; an unthreaded draft is fine
             log.info("%s: could not look up the invitation thread: %s", action.account, exc)
             thread = None
-        draft = self.render(action, event, thread)
+        draft = self.render(action, event, now, thread)
         organizer = event.organizer.email if event.organizer else None
         self.store.record_intent(
             DraftRecord(

@@ -1,0 +1,444 @@
+"""Rendering drafts: Jinja2 templates (plain text, optional HTML twin) per action kind.
+
+Built-in templates live in the ``daemon.templates`` package; a file with the same name in
+``drafts.templates_dir`` wins. Templates see only plain data prepared here (strings, lists, dicts):
+the interview's own event and the action, never the conflicting event, never ``action.notes`` or
+``action.explanation`` (those are for the user). Event text is untrusted: it is passed as values
+(never compiled as a template), rendered in a sandbox, escaped in HTML, and cleaned of control
+characters before it goes near a header.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import date, datetime, timedelta, tzinfo
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    FileSystemLoader,
+    FunctionLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+)
+from jinja2.sandbox import SandboxedEnvironment
+
+from daemon.config import REASONS, Config
+from daemon.mime import clean_header
+from daemon.model import Action, ActionKind, Event, Person, Slot, utc_now
+from daemon.normalize import zone
+from providers.base import Address, DraftMessage, ThreadInfo
+
+log = logging.getLogger(__name__)
+
+PARTS = ("subject", "txt", "html")
+SHORT_NOTICE = timedelta(hours=24)
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)
+_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029\u0085]")
+_INNER_SPACES = re.compile(r"(?<=\S) {2,}")  # e.g. where an empty reason sentence was left out
+
+
+class RenderError(ValueError):
+    """A draft could not be rendered (unknown reason, broken override template…)."""
+
+
+def template_name(kind: ActionKind, part: str) -> str:
+    """The file name of one part (``subject``, ``txt`` or ``html``) of a kind's template."""
+    return f"{kind.value}.{part}.j2"
+
+
+TEMPLATE_NAMES: frozenset[str] = frozenset(
+    {template_name(kind, part) for kind in ActionKind for part in PARTS} | {"_macros.j2", "_macros.html.j2"}
+)
+
+
+# ---- the Jinja environment ----------------------------------------------------------------------
+
+
+def _builtin_loader() -> BaseLoader:
+    root = resources.files("daemon.templates")
+
+    def load(name: str) -> tuple[str, str, Callable[[], bool]] | None:
+        if "/" in name or "\\" in name or name.startswith("."):
+            return None
+        item = root.joinpath(name)
+        if not item.is_file():
+            return None
+        return item.read_text(encoding="utf-8"), str(item), lambda: True
+
+    return FunctionLoader(load)
+
+
+def _autoescape(name: str | None) -> bool:
+    return bool(name and name.endswith(".html.j2"))
+
+
+def _environment(templates_dir: Path | None) -> SandboxedEnvironment:
+    loaders: list[BaseLoader] = []
+    if templates_dir is not None:
+        loaders.append(FileSystemLoader(str(templates_dir), encoding="utf-8", followlinks=True))
+    loaders.append(_builtin_loader())
+    return SandboxedEnvironment(
+        loader=ChoiceLoader(loaders),
+        undefined=StrictUndefined,
+        autoescape=_autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+
+
+# ---- formatting dates and times -----------------------------------------------------------------
+
+
+def _day(value: date) -> str:
+    return f"{_DAYS[value.weekday()]} {value.day} {_MONTHS[value.month - 1]}"
+
+
+def zone_label(value: datetime) -> str:
+    """The zone abbreviation of an aware datetime (``GMT``, ``EDT``); ``UTC+5:30`` when it has none."""
+    name = value.tzname() or ""
+    if name and not re.match(r"^(UTC|GMT)?[+\-\d]", name):
+        return name
+    offset = value.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    if minutes == 0:
+        return "UTC"
+    sign = "+" if minutes > 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+
+
+def _range(start: datetime, end: datetime, tz: tzinfo) -> tuple[str, str, date]:
+    """(with day, without day, local start date) for an interval shown in ``tz``."""
+    s, e = start.astimezone(tz), end.astimezone(tz)
+    sa, ea = zone_label(s), zone_label(e)
+    ends_same_day = e.date() == s.date() or (e.date() == s.date() + timedelta(days=1) and e.hour == e.minute == 0)
+    if ends_same_day:
+        times = f"{s:%H:%M}–{e:%H:%M} {sa}" if sa == ea else f"{s:%H:%M} {sa} – {e:%H:%M} {ea}"
+        return f"{_day(s.date())}, {times}", times, s.date()
+    full = f"{_day(s.date())}, {s:%H:%M} {sa} – {_day(e.date())}, {e:%H:%M} {ea}"
+    return full, full, s.date()
+
+
+def when(start: datetime, end: datetime, user_tz: tzinfo, their_tz: tzinfo | None) -> dict[str, Any]:
+    """How templates see a time range: ``theirs`` (recipient's zone, or None) and ``mine`` (user's)."""
+    mine, mine_times, my_day = _range(start, end, user_tz)
+    theirs: str | None = None
+    their_day = my_day
+    if their_tz is not None:
+        text, _, their_day = _range(start, end, their_tz)
+        if text != mine:
+            theirs = text
+    return {
+        "theirs": theirs,
+        "mine": mine,
+        # In "(… for me)" the day is repeated only when it differs from the recipient's.
+        "mine_short": mine_times if their_day == my_day else mine,
+        "day": _day(their_day if theirs else my_day),
+        "all_day": False,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+    }
+
+
+def when_dates(start: date, end: date) -> dict[str, Any]:
+    """How templates see an all-day range (end exclusive): dates only, no zones."""
+    last = max(start, end - timedelta(days=1))
+    text = _day(start) if last == start else f"{_day(start)} to {_day(last)}"
+    return {
+        "theirs": None,
+        "mine": text,
+        "mine_short": text,
+        "day": _day(start),
+        "all_day": True,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+    }
+
+
+# ---- the context templates see ------------------------------------------------------------------
+
+
+def _clean(text: str, limit: int = 200) -> str:
+    return clean_header(text or "", limit)
+
+
+def _usable_name(p: Person) -> str:
+    name = _clean(p.name, 100)
+    if not name or "@" in name or name.lower() == p.email.lower():
+        return ""
+    return name
+
+
+def _join_names(names: list[str]) -> str:
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _signature_lines(signature: str | None) -> list[str]:
+    if not signature:
+        return []
+    lines = [_BODY_CONTROL.sub(" ", line).rstrip() for line in signature.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _sender(config: Config, account_name: str) -> Address:
+    for account in config.accounts:
+        if account.name == account_name and account.email:
+            return Address(account.email, _clean(config.user.name, 100))
+    return Address(config.user.email, _clean(config.user.name, 100))
+
+
+def _their_zone(action: Action) -> tzinfo | None:
+    return zone(action.recipient_timezone) if action.recipient_timezone else None
+
+
+def build_context(config: Config, action: Action, event: Event, now: datetime) -> dict[str, Any]:
+    """The variables every template receives (documented in docs/templates.md)."""
+    user_tz = config.user.zone
+    their_tz = _their_zone(action)
+    if isinstance(event.start, datetime) and isinstance(event.end, datetime):
+        interview_when = when(event.start, event.end, user_tz, their_tz)
+        starts = event.start
+    else:
+        assert isinstance(event.start, date) and isinstance(event.end, date)
+        interview_when = when_dates(event.start, event.end)
+        starts = event.span(user_tz)[0]
+    until = starts - now
+    named = [n for n in (_usable_name(p) for p in action.recipients) if n]
+    return {
+        "kind": action.kind.value,
+        "reason": action.reason,
+        "greeting_name": _join_names(named),
+        "recipients": [{"name": _usable_name(p), "email": p.email} for p in action.recipients],
+        "user": {
+            "name": _clean(config.user.name, 100),
+            "email": config.user.email,
+            "phone": _clean(config.user.phone or "", 60),
+            "signature_lines": _signature_lines(config.user.signature),
+        },
+        "interview": {
+            "title": "" if event.is_private else _clean(event.title, 150),
+            "when": interview_when,
+            "day": interview_when["day"],
+            "all_day": event.all_day,
+            "short_notice": timedelta(0) <= until < SHORT_NOTICE,
+        },
+        "slots": [when(s.start, s.end, user_tz, their_tz) for s in action.slots],
+    }
+
+
+# ---- text clean-up ------------------------------------------------------------------------------
+
+
+def tidy(text: str) -> str:
+    """``\\n`` line endings, single inner spaces, at most one blank line in a row, one final newline."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    out: list[str] = []
+    for line in text.split("\n"):
+        line = _INNER_SPACES.sub(" ", _BODY_CONTROL.sub(" ", line)).rstrip()
+        if not line and (not out or not out[-1]):
+            continue
+        out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out) + "\n" if out else ""
+
+
+def reply_subject(subject: str) -> str:
+    """``Re: subject`` unless it already starts with Re:."""
+    cleaned = _clean(subject, 250)
+    return cleaned if re.match(r"(?i)^re\s*:", cleaned) else f"Re: {cleaned}"
+
+
+# ---- the renderer -------------------------------------------------------------------------------
+
+
+def _template_frame(tb: TracebackType | None) -> tuple[str, int] | None:
+    """The innermost template file and line in a traceback (Jinja rewrites frames to point there)."""
+    found: tuple[str, int] | None = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _describe(exc: BaseException, name: str) -> str:
+    if isinstance(exc, TemplateSyntaxError):
+        where = exc.filename or exc.name or name
+        return f"{where}:{exc.lineno}: syntax error: {exc.message}"
+    if isinstance(exc, TemplateNotFound):
+        return f"{name}: template not found: {exc.name}"
+    frame = _template_frame(exc.__traceback__)
+    where = f"{frame[0]}:{frame[1]}" if frame else name
+    message = getattr(exc, "message", None) or str(exc)
+    return f"{where}: {type(exc).__name__}: {message}"
+
+
+class Renderer:
+    """Renders an :class:`Action` for an interview into a :class:`DraftMessage`."""
+
+    def __init__(self, config: Config, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.config = config
+        self.clock = clock
+        folder = config.drafts.templates_dir
+        if folder is not None and not folder.is_dir():
+            log.warning("drafts.templates_dir %s is not a folder; using the built-in templates", folder)
+        self.env = _environment(folder)
+
+    def _render(self, name: str, context: dict[str, Any]) -> str:
+        try:
+            return self.env.get_template(name).render(context)
+        except Exception as exc:  # a user's template can fail in any way; name the file and line
+            raise RenderError(f"cannot render {name}: {_describe(exc, name)}") from None
+
+    def render(
+        self,
+        action: Action,
+        event: Event,
+        *,
+        thread: ThreadInfo | None = None,
+        now: datetime | None = None,
+    ) -> DraftMessage:
+        """The draft for ``action`` about its interview ``event`` (a reply to ``thread`` if given)."""
+        if action.reason not in REASONS:
+            raise RenderError(f"unknown reason {action.reason!r}; choose one of: {', '.join(REASONS)}")
+        moment = now or self.clock()
+        if moment.utcoffset() is None:
+            raise RenderError("render: 'now' must be timezone-aware")
+        context = build_context(self.config, action, event, moment)
+        subject = _clean(self._render(template_name(action.kind, "subject"), context), 250)
+        text = tidy(self._render(template_name(action.kind, "txt"), context))
+        html = tidy(self._render(template_name(action.kind, "html"), context)) if self.config.drafts.html else None
+        in_reply_to: str | None = None
+        references: tuple[str, ...] = ()
+        thread_id: str | None = None
+        if thread is not None:
+            if thread.subject and thread.subject.strip():
+                subject = reply_subject(thread.subject)
+            if thread.message_id:
+                in_reply_to = _clean(thread.message_id, 998)
+                refs = [_clean(r, 998) for r in thread.references if r and r.strip()]
+                if in_reply_to not in refs:
+                    refs.append(in_reply_to)
+                references = tuple(refs)
+            thread_id = thread.thread_id
+        to = tuple(Address(p.email, _usable_name(p)) for p in action.recipients)
+        return DraftMessage(
+            key=action.key,
+            sender=_sender(self.config, action.account),
+            to=to,
+            subject=subject,
+            text=text,
+            html=html,
+            in_reply_to=in_reply_to,
+            references=references,
+            thread_id=thread_id,
+            occurrence_key=action.occurrence_key,
+        )
+
+
+# ---- checking an override folder ----------------------------------------------------------------
+
+
+def _sample() -> tuple[Action, Event]:
+    tz = ZoneInfo("Europe/London")
+    start = datetime(2030, 3, 12, 14, 0, tzinfo=tz)
+    event = Event(
+        account="sample",
+        source_id="sample-interview",
+        title="Interview",
+        start=start,
+        end=start + timedelta(hours=1),
+        organizer=Person(email="recruiter@example.com", name="Sam Recruiter"),
+    )
+    slots = tuple(Slot(start + timedelta(days=d), start + timedelta(days=d, hours=1)) for d in (1, 2, 3))
+    action = Action(
+        kind=ActionKind.RESCHEDULE,
+        account="sample",
+        occurrence_key=event.occurrence_key,
+        recipients=(event.organizer,) if event.organizer else (),
+        slots=slots,
+        recipient_timezone="America/New_York",
+    )
+    return action, event
+
+
+def _override_files(folder: Path) -> Iterator[Path]:
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.name.endswith(".j2"):
+            yield path
+
+
+def template_problems(config: Config) -> list[str]:
+    """Problems with the templates (override folder missing, syntax errors, failing renders), named."""
+    folder = config.drafts.templates_dir
+    problems: list[str] = []
+    if folder is not None:
+        if not folder.exists():
+            return [f"drafts.templates_dir: {folder} does not exist"]
+        if not folder.is_dir():
+            return [f"drafts.templates_dir: {folder} is not a folder"]
+    env = _environment(folder)
+    names = set(TEMPLATE_NAMES)
+    if folder is not None:
+        try:
+            files = list(_override_files(folder))
+        except OSError as exc:
+            return [f"drafts.templates_dir: cannot read {folder}: {exc.strerror or exc}"]
+        for path in files:
+            if path.name not in TEMPLATE_NAMES and not path.name.startswith("_"):
+                problems.append(
+                    f"{path}: not a template name Salvage uses (e.g. reschedule_request.txt.j2; "
+                    "helper files must start with '_'), so it is ignored"
+                )
+            names.add(path.name)
+    broken: set[str] = set()
+    for name in sorted(names):
+        try:
+            env.get_template(name)
+        except TemplateSyntaxError as exc:
+            broken.add(name)
+            problems.append(_describe(exc, name))
+        except UnicodeDecodeError:
+            broken.add(name)
+            problems.append(f"{folder / name if folder else name}: not UTF-8 text")
+        except TemplateNotFound:
+            continue
+    if broken:
+        return problems
+    # Compiling is not enough: a misspelt variable only fails when rendered.
+    action, event = _sample()
+    renderer = Renderer(config.model_copy(update={"drafts": config.drafts.model_copy(update={"html": True})}))
+    seen: set[str] = set()
+    now = datetime(2030, 3, 9, 12, 0, tzinfo=config.user.zone)
+    for kind in ActionKind:
+        for reason in REASONS:
+            try:
+                renderer.render(replace(action, kind=kind, reason=reason), event, now=now)
+            except RenderError as exc:
+                if str(exc) not in seen:
+                    seen.add(str(exc))
+                    problems.append(str(exc))
+    return problems
