@@ -127,7 +127,7 @@ def find_join_urls(*texts: str) -> tuple[str, ...]:
 
 
 _PHONE = re.compile(
-    r"(?<![\w/=.-])"  # not inside a URL, id or date
+    r"(?<![\w/=.,#*-])"  # not inside a URL, id, date or a dial string's PIN (after ",,")
     r"(?:tel:)?"
     r"(\+?\(?\d{1,4}\)?(?:[ .\-\u00a0]?\(?\d{1,4}\)?){2,6})"
     r"(?:\s*(?:x|ext\.?|,,?|#)\s*\d{1,6})?"
@@ -135,6 +135,10 @@ _PHONE = re.compile(
     re.IGNORECASE,
 )
 _PHONE_HINT = re.compile(r"(phone|call|dial|tel|mobile|cell|ring|number|\+\d)", re.IGNORECASE)
+# Digits right after these are codes, not numbers to call.
+_CODE_LABEL = re.compile(
+    r"(pin|passcode|password|pwd|code|meeting\s*id|conference\s*id|webinar\s*id|\bid)\s*[:#.]?\s*$", re.IGNORECASE
+)
 
 
 def find_phones(*texts: str) -> tuple[str, ...]:
@@ -151,6 +155,8 @@ def find_phones(*texts: str) -> tuple[str, ...]:
             if not 7 <= len(digits) <= 15:
                 continue
             if re.fullmatch(r"\d{4}[-.]\d{2}[-.]\d{2}", number) or re.fullmatch(r"[\d:. ]+", number) and ":" in number:
+                continue
+            if _CODE_LABEL.search(plain[max(0, match.start() - 30) : match.start()]):
                 continue
             context = plain[max(0, match.start() - 40) : match.start() + 1]
             if not (number.startswith("+") or match.group(0).lower().startswith("tel:") or _PHONE_HINT.search(context)):

@@ -58,3 +58,10 @@ def test_html_to_text() -> None:
     assert html_to_text("<p>Hello&nbsp;<b>Alex</b></p><script>x()</script><a href='https://zoom.us/j/1'>Join</a>") == (
         "Hello Alex\nJoin (https://zoom.us/j/1)"
     )
+
+
+def test_meeting_pins_and_conference_ids_are_not_phone_numbers() -> None:
+    google = "Join by phone\n+1 650-555-0199,,218443902# US\nPIN: 218 443 902#"
+    teams = "Call in: +44 20 3855 8903,,123456789#  Phone conference ID: 987 654 321#"
+    assert find_phones(google) == ("+1 650-555-0199",)
+    assert find_phones(teams) == ("+44 20 3855 8903",)

@@ -1,0 +1,240 @@
+"""Draft store that writes each draft as an RFC 5322 ``.eml`` file into a folder.
+
+Used by ``salvage demo``, dry runs and anyone who prefers to open drafts by hand: the files carry
+``X-Unsent: 1``, so Outlook and Thunderbird open them as editable drafts.
+
+A folder cannot see a mail client, so fates are read from the files:
+
+- the file is still there with our body → untouched; with another body (or unreadable) → edited;
+- the file was moved into the ``sent/`` subfolder of the drafts folder → sent (do that by hand, or
+  with a mail-client rule, to tell Salvage a draft went out);
+- the file is gone → deleted ("no": the draft is never re-created).
+
+Files are written atomically (temporary file + rename) with ordinary 0644 permissions. Symbolic links
+are never followed, so a link in the folder cannot make Salvage read or write elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import stat
+import unicodedata
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from email import policy
+from email.parser import BytesHeaderParser
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+from daemon.config import AccountConfig, Config
+from daemon.config import FolderDrafts as FolderDraftsConfig
+from daemon.mime import KEY_HEADER, build_message, fingerprint, parse_message, plain_body
+from daemon.model import Event, utc_now
+from providers.base import DraftFate, DraftMessage, DraftRef, ProviderError, ThreadInfo
+
+SENT_DIR = "sent"
+MAX_BYTES = 5 * 1024 * 1024
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.eml$")
+
+
+def open_drafts(account: AccountConfig, config: Config) -> FolderDrafts:
+    """The draft store for an account whose drafts go to a folder of ``.eml`` files."""
+    if not isinstance(account.drafts, FolderDraftsConfig):
+        raise ProviderError(f"account {account.name!r}: drafts type is not folder")
+    return FolderDrafts(account.drafts.path)
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A file-name-safe ASCII slug of a subject line ('draft' when nothing is left)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    words = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return words[:limit].rstrip("-") or "draft"
+
+
+class FolderDrafts:
+    """A :class:`~providers.base.DraftStore` over a folder of ``.eml`` files."""
+
+    def __init__(self, path: Path | str, now: Callable[[], datetime] = utc_now) -> None:
+        self.path = Path(path)
+        self._now = now
+
+    # ---- DraftStore -----------------------------------------------------------------------------
+
+    def create(self, draft: DraftMessage) -> DraftRef:
+        """Write a new ``.eml`` draft and return its file name as the id."""
+        created = self._now()
+        if created.utcoffset() is None:
+            raise ValueError("the clock must return timezone-aware datetimes")
+        self._ensure_folder()
+        base = f"{created.astimezone(timezone.utc):%Y%m%d-%H%M%S}-{draft.key[:8]}-{slug(draft.subject)}"
+        name = f"{base}.eml"
+        counter = 2
+        while os.path.lexists(self.path / name):
+            name = f"{base}-{counter}.eml"
+            counter += 1
+        self._write(name, draft, created)
+        return DraftRef(id=name, fingerprint=fingerprint(draft.text), created=created, extra={"key": draft.key})
+
+    def fate(self, ref: DraftRef) -> DraftFate:
+        """Untouched, edited (other body, or unreadable), sent (moved to ``sent/``) or deleted."""
+        name = _check_name(ref.id)
+        raw = self._read(self.path / name)
+        if raw is not None:
+            try:
+                body = plain_body(parse_message(raw))
+            except Exception:  # noqa: BLE001 - whatever the user did to it, it is theirs now
+                return DraftFate.EDITED
+            return DraftFate.UNTOUCHED if fingerprint(body) == ref.fingerprint else DraftFate.EDITED
+        key = ref.extra.get("key")
+        sent = self._sent_dir()
+        if sent is not None and (_is_regular(sent / name) or (key and self._scan(sent, key) is not None)):
+            return DraftFate.SENT
+        if key and self._scan(self.path, key) is not None:
+            return DraftFate.EDITED  # renamed by the user: theirs now, leave it alone
+        return DraftFate.DELETED
+
+    def update(self, ref: DraftRef, draft: DraftMessage) -> DraftRef:
+        """Rewrite the draft's file (same name) with new content."""
+        name = _check_name(ref.id)
+        if not _is_regular(self.path / name):
+            raise ProviderError(f"draft {name} is no longer in {self.path}; not re-creating it")
+        self._write(name, draft, self._now())
+        extra = {**ref.extra, "key": draft.key}
+        return DraftRef(id=name, fingerprint=fingerprint(draft.text), thread_id=ref.thread_id,
+                        created=ref.created, extra=extra)
+
+    def delete(self, ref: DraftRef) -> None:
+        """Remove the draft's file; a file that is already gone is fine."""
+        name = _check_name(ref.id)
+        try:
+            os.unlink(self.path / name)  # unlinks a symlink itself, never its target
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise ProviderError(f"cannot delete draft {self.path / name}: {exc.strerror or exc}") from None
+
+    def find_by_key(self, key: str) -> DraftRef | None:
+        """The live draft (not in ``sent/``) carrying ``X-Salvage-Key: key``, if any."""
+        found = self._scan(self.path, key)
+        if found is None:
+            return None
+        name, raw = found
+        try:
+            msg = parse_message(raw)
+            body = plain_body(msg)
+        except Exception:  # noqa: BLE001 - an unreadable file still proves the draft exists
+            return DraftRef(id=name, fingerprint="", extra={"key": key})
+        created: datetime | None = None
+        if msg["Date"]:
+            try:
+                created = parsedate_to_datetime(str(msg["Date"]))
+            except (TypeError, ValueError):
+                created = None
+            if created is not None and created.utcoffset() is None:
+                created = created.replace(tzinfo=timezone.utc)
+        return DraftRef(id=name, fingerprint=fingerprint(body), created=created, extra={"key": key})
+
+    def find_thread(self, event: Event) -> ThreadInfo | None:
+        """A folder has no mailbox to search for the invitation: always None."""
+        return None
+
+    # ---- files ----------------------------------------------------------------------------------
+
+    def _ensure_folder(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProviderError(f"cannot create drafts folder {self.path}: {exc.strerror or exc}") from None
+        if not self.path.is_dir():
+            raise ProviderError(f"drafts folder {self.path} is not a directory")
+
+    def _write(self, name: str, draft: DraftMessage, when: datetime) -> None:
+        """Write atomically: a temporary file in the same folder, then a rename over the target."""
+        data = bytes(build_message(draft, date=when, unsent=True))
+        self._ensure_folder()
+        tmp = self.path / f".{name}.{secrets.token_hex(4)}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(tmp, flags, 0o644)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            os.replace(tmp, self.path / name)  # replaces a symlink itself, never writes through it
+        except OSError as exc:
+            raise ProviderError(f"cannot write draft {self.path / name}: {exc.strerror or exc}") from None
+
+    def _read(self, path: Path) -> bytes | None:
+        """The bytes of a regular file (never through a symlink); None when it is not there."""
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError:
+            return None  # a symlink (ELOOP) or unreadable: not a draft we can vouch for
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                return None
+            with os.fdopen(fd, "rb") as handle:
+                fd = -1
+                return handle.read(MAX_BYTES + 1)[:MAX_BYTES]
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def _sent_dir(self) -> Path | None:
+        sent = self.path / SENT_DIR
+        try:
+            info = os.lstat(sent)
+        except OSError:
+            return None
+        return sent if stat.S_ISDIR(info.st_mode) else None
+
+    def _scan(self, folder: Path, key: str) -> tuple[str, bytes] | None:
+        """The first ``.eml`` file in ``folder`` whose X-Salvage-Key is ``key`` (name, bytes)."""
+        for name in _eml_names(folder):
+            raw = self._read(folder / name)
+            if raw is None:
+                continue
+            try:
+                headers = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+                value = headers.get(KEY_HEADER)
+            except Exception:  # noqa: BLE001 - a mangled file is not ours to judge here
+                continue
+            if value is not None and str(value).strip() == key:
+                return name, raw
+        return None
+
+
+FolderDraftStore = FolderDrafts  # a name that does not clash with the config model
+
+
+def _eml_names(folder: Path) -> Iterator[str]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.endswith(".eml") and not entry.name.startswith(".") and entry.is_file(follow_symlinks=False):
+            yield entry.name
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _check_name(name: str) -> str:
+    """A draft id must be a plain ``.eml`` file name inside the folder (no paths, no dot files)."""
+    if not _NAME.fullmatch(name or ""):
+        raise ProviderError(f"{name!r} is not a draft file name made by the folder provider")
+    return name
