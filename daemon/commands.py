@@ -208,6 +208,13 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
     return 1 if report.failed_accounts and len(report.failed_accounts) == len(report.polls) and report.polls else 0
 
 
+def _poll_all(engine: Engine, now: datetime, out: Console) -> None:
+    """Read every account's calendar so a command sees today's events, not the last pass's."""
+    for poll in [engine.poll(a, now) for a in engine.accounts()]:
+        if not poll.ok:
+            out.print(f"[yellow]account {poll.account}: {_escape(poll.message)}[/]")
+
+
 def cmd_preview(args: argparse.Namespace, out: Console) -> int:
     config = config_from(args)
     now = parse_now(args.now)
@@ -215,9 +222,7 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
         engine = Engine(config, store)
         try:
             if not args.no_poll:
-                for poll in [engine.poll(a, now) for a in engine.accounts()]:
-                    if not poll.ok:
-                        out.print(f"[yellow]account {poll.account}: {_escape(poll.message)}[/]")
+                _poll_all(engine, now, out)
             evaluation = engine.evaluate(now)
             event = _one_event(evaluation, args.event)
             actions = evaluation.actions_for(event.occurrence_key)
@@ -271,6 +276,7 @@ def cmd_missed(args: argparse.Namespace, out: Console) -> int:
     with open_state(config) as store:
         engine = Engine(config, store)
         try:
+            _poll_all(engine, now, out)
             evaluation = engine.evaluate(now)
             event = _one_event(evaluation, args.event)
             start = event.span(config.user.zone)[0]

@@ -1,0 +1,461 @@
+"""Risks → actions: which drafts should exist right now, for whom, with which slots and why.
+
+At most one action per (occurrence, kind), in a stable order. The planner never looks at the
+conflicting event to pick a reason: the reason is the user's (``context.reasons``) or the configured
+default. The caller reconciles the plan with what already exists (edited, sent, deleted drafts).
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone, tzinfo
+
+from daemon.classify import is_person, self_addresses
+from daemon.config import Config
+from daemon.detect import KIND_ORDER, SEVERITY_ORDER, reschedule_first, title_text
+from daemon.model import (
+    Action,
+    ActionKind,
+    Classification,
+    DraftState,
+    Event,
+    Person,
+    PlanContext,
+    PriorDraft,
+    Risk,
+    RiskKind,
+    Severity,
+    Slot,
+    ensure_aware,
+)
+from daemon.normalize import find_phones, zone, zone_name
+from daemon.slots import SlotFinder
+
+# Risk kinds that, when critical and ahead of time, call for a reschedule request.
+RESCHEDULE_KINDS = (
+    RiskKind.INTERVIEW_CLASH,
+    RiskKind.DOUBLE_BOOKED,
+    RiskKind.OUT_OF_OFFICE,
+    RiskKind.ODD_HOUR,
+    RiskKind.TRAVEL,
+)
+ACTION_ORDER = {kind: i for i, kind in enumerate(ActionKind)}
+SHORT_NOTICE = timedelta(hours=24)
+DEFAULT_DURATION = timedelta(minutes=60)
+_NO_REPLY = ("noreply", "no-reply", "no_reply", "donotreply", "do-not-reply", "do_not_reply", "mailer-daemon")
+_NO_CONTEXT = PlanContext()
+UTC = timezone.utc
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An action the risks called for but that could not be planned, and why."""
+
+    occurrence_key: str
+    kind: ActionKind
+    why: str
+
+
+@dataclass
+class PlanResult:
+    """The plan, plus the actions left out (e.g. nobody to write to)."""
+
+    actions: list[Action] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def plan(
+    events: Sequence[Event],
+    classifications: Mapping[str, Classification],
+    risks: Sequence[Risk],
+    config: Config,
+    now: datetime,
+    context: PlanContext = _NO_CONTEXT,
+) -> list[Action]:
+    """The drafts that should exist now: one per (occurrence, kind), ordered by interview start."""
+    return plan_result(events, classifications, risks, config, now, context).actions
+
+
+def plan_result(
+    events: Sequence[Event],
+    classifications: Mapping[str, Classification],
+    risks: Sequence[Risk],
+    config: Config,
+    now: datetime,
+    context: PlanContext = _NO_CONTEXT,
+) -> PlanResult:
+    """Like :func:`plan`, also saying which called-for actions were left out and why."""
+    ensure_aware(now, "now")
+    return _Planner(events, classifications, risks, config, now, context).run()
+
+
+# ---- recipients and other per-event facts -------------------------------------------------------
+
+
+def _no_reply(email: str) -> bool:
+    local = email.partition("@")[0].casefold()
+    return any(word in local for word in _NO_REPLY)
+
+
+def recipients_for(event: Event, config: Config) -> tuple[Person, ...]:
+    """The organizer; if that is the user (or missing, or a no-reply address), the other attendees.
+    Never the user, rooms, resources or calendar addresses."""
+    me = self_addresses(config)
+    organizer = event.organizer
+    if organizer is not None and is_person(organizer, me) and not _no_reply(organizer.email):
+        return (organizer,)
+    out: list[Person] = []
+    seen: set[str] = set()
+    for attendee in event.attendees:
+        if is_person(attendee, me) and not _no_reply(attendee.email) and attendee.email not in seen:
+            seen.add(attendee.email)
+            out.append(attendee)
+    return tuple(out)
+
+
+def recipient_timezone(event: Event, config: Config, at: datetime) -> str | None:
+    """The event's own zone (IANA) when its clocks differ from the user's, else None."""
+    if not event.timezone:
+        return None
+    name = zone_name(event.timezone)
+    own = zone(event.timezone)
+    if name is None or own is None or name == config.user.timezone:
+        return None
+    user = config.user.zone
+    # Same clocks now and half a year on (aliases like Asia/Calcutta, or Paris for a Berlin user): no need.
+    for moment in (at, at + timedelta(days=182)):
+        if moment.astimezone(own).utcoffset() != moment.astimezone(user).utcoffset():
+            return name
+    return None
+
+
+def phone_for(event: Event) -> str | None:
+    """The first phone number in the invitation, if any."""
+    if event.phones:
+        return event.phones[0]
+    found = find_phones(event.location, event.description[:20_000])
+    return found[0] if found else None
+
+
+def _start(event: Event, tz: tzinfo) -> datetime:
+    # In UTC: aware datetimes sharing a tzinfo compare and subtract by wall clock, wrong across DST.
+    return event.span(tz)[0].astimezone(UTC)
+
+
+def _utc(value: object) -> datetime | None:
+    """An aware datetime in UTC (None for dates and None), so comparisons are by instant."""
+    return value.astimezone(UTC) if isinstance(value, datetime) else None
+
+
+def _duration(event: Event, config: Config, tz: tzinfo) -> timedelta:
+    if config.slots.duration_minutes:
+        return timedelta(minutes=config.slots.duration_minutes)
+    if event.all_day:
+        return DEFAULT_DURATION
+    start, end = event.span(tz)
+    length = end.astimezone(UTC) - start.astimezone(UTC)
+    return length if length > timedelta(0) else DEFAULT_DURATION
+
+
+def _hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    if abs(hours) < 1:
+        return f"{max(0, round(delta.total_seconds() / 60))} min"
+    if abs(hours) < 48:
+        return f"{round(hours)} h"
+    return f"{round(hours / 24)} days"
+
+
+# ---- the planner --------------------------------------------------------------------------------
+
+
+class _Planner:
+    def __init__(
+        self,
+        events: Sequence[Event],
+        classifications: Mapping[str, Classification],
+        risks: Sequence[Risk],
+        config: Config,
+        now: datetime,
+        context: PlanContext,
+    ) -> None:
+        self.config = config
+        self.now = now.astimezone(UTC)  # elapsed-time arithmetic must not follow a zone's wall clock
+        self.context = context
+        self.tz = config.user.zone
+        self.events: dict[str, Event] = {}
+        for event in events:
+            key = event.occurrence_key
+            known = self.events.get(key)
+            if known is None or self._rank(event) < self._rank(known):
+                self.events[key] = event
+        self.interviews = {
+            k for k, e in self.events.items() if (c := classifications.get(k)) is not None and c.is_interview
+        }
+        self.risks: dict[str, list[Risk]] = {}
+        for risk in risks:
+            if risk.occurrence_key in self.interviews:
+                self.risks.setdefault(risk.occurrence_key, []).append(risk)
+        for found in self.risks.values():
+            found.sort(key=lambda r: (KIND_ORDER[r.kind], SEVERITY_ORDER[r.severity], r.other_key or "", r.evidence))
+        self.finder = SlotFinder(list(self.events.values()), config)
+        self.result = PlanResult()
+
+    def _rank(self, event: Event) -> tuple[datetime, str, str, str]:
+        return (_start(event, self.tz), event.account, event.calendar_id, event.source_id)
+
+    def _started(self, event: Event) -> bool:
+        return _start(event, self.tz) <= self.now
+
+    # -- the steps --
+
+    def run(self) -> PlanResult:
+        movers = self._movers()
+        for key in sorted(movers):
+            self._reschedule(self.events[key], movers[key])
+        for key in sorted(self.risks):
+            event = self.events[key]
+            missed = [r for r in self.risks[key] if r.kind is RiskKind.MISSED]
+            if missed:
+                self._missed(event, missed[0])
+            join = [r for r in self.risks[key] if r.kind is RiskKind.NO_JOIN_INFO]
+            if join and not self._started(event):
+                self._add(event, ActionKind.JOIN_INFO, (RiskKind.NO_JOIN_INFO,),
+                          [f"no_join_info ({join[0].severity.value}): {join[0].evidence}",
+                           "asking the organizer for the link, dial-in or address"])
+        self._thank_yous(set(movers))
+        self.result.actions.sort(
+            key=lambda a: (_start(self.events[a.occurrence_key], self.tz), a.occurrence_key, ACTION_ORDER[a.kind])
+        )
+        return self.result
+
+    def _movers(self) -> dict[str, list[str]]:
+        """Interviews to reschedule, each with the lines explaining why."""
+        movers: dict[str, list[str]] = {}
+        clashes: list[tuple[datetime, str, str, Risk]] = []
+        for key in sorted(self.risks):
+            event = self.events[key]
+            if self._started(event):
+                continue
+            for risk in self.risks[key]:
+                if risk.kind not in RESCHEDULE_KINDS or risk.severity is not Severity.CRITICAL:
+                    continue
+                if risk.kind is RiskKind.INTERVIEW_CLASH:
+                    if risk.other_key and risk.other_key in self.events:
+                        a, b = sorted((key, risk.other_key))
+                        clashes.append((_start(event, self.tz), a, b, risk))
+                    continue
+                movers.setdefault(key, []).append(f"{risk.kind.value} ({risk.severity.value}): {risk.evidence}")
+        # Two interviews clash: move exactly one of them, unless one is already being moved anyway.
+        done: set[tuple[str, str]] = set()
+        for _, a, b, _risk in sorted(clashes, key=lambda c: (c[0], c[1], c[2])):
+            if (a, b) in done:
+                continue
+            done.add((a, b))
+            ea, eb = self.events[a], self.events[b]
+            if a in movers or b in movers:
+                moving = a if a in movers else b
+                movers[moving].append(f"moving it also resolves its clash with another interview ({self._title(a, b, moving)})")
+                continue
+            open_ = [e for e in (ea, eb) if not self._started(e) and e.occurrence_key in self.interviews]
+            if not open_:
+                continue
+            mover = open_[0] if len(open_) == 1 else reschedule_first(ea, eb, self.tz)
+            other = eb if mover is ea else ea
+            why = self._why_this_one(mover, other, len(open_) == 1)
+            movers.setdefault(mover.occurrence_key, []).append(
+                f"interview_clash (critical): overlaps another interview, {title_text(other)}"
+            )
+            movers[mover.occurrence_key].append(why)
+        return movers
+
+    def _title(self, a: str, b: str, moving: str) -> str:
+        other = b if moving == a else a
+        return title_text(self.events[other])
+
+    def _why_this_one(self, mover: Event, other: Event, only: bool) -> str:
+        if only:
+            return "the other one has already started, so this is the one to move"
+        if mover.created is not None and other.created is not None and _utc(mover.created) != _utc(other.created):
+            return "this one was booked later, so it is the one to move; the other is left alone"
+        if _start(mover, self.tz) != _start(other, self.tz):
+            return "this one starts later, so it is the one to move; the other is left alone"
+        return "both were booked and start together; this one is moved (a stable choice); the other is left alone"
+
+    def _slots(self, event: Event) -> tuple[Slot, ...]:
+        theirs = recipient_timezone(event, self.config, _start(event, self.tz))
+        return tuple(
+            self.finder.find(
+                self.now,
+                _duration(event, self.config, self.tz),
+                ignore={event.occurrence_key},
+                their_zone=zone(theirs) if theirs else None,
+            )
+        )
+
+    def _slot_line(self, event: Event, slots: tuple[Slot, ...]) -> str:
+        if not slots:
+            return "no free slot found in your working hours; the draft asks them to suggest a time"
+        theirs = recipient_timezone(event, self.config, _start(event, self.tz))
+        where = f", preferring hours that suit {theirs} too" if theirs else ""
+        return f"{len(slots)} alternative slot(s) proposed in your working hours{where}"
+
+    def _reschedule(self, event: Event, why: list[str]) -> None:
+        risks = self.risks.get(event.occurrence_key, [])
+        kinds = tuple(
+            sorted(
+                {r.kind for r in risks if r.kind in RESCHEDULE_KINDS and r.severity is Severity.CRITICAL},
+                key=lambda k: KIND_ORDER[k],
+            )
+        )
+        slots = self._slots(event)
+        left = _start(event, self.tz) - self.now
+        lines = [*why, f"asking {_hours(left)} ahead: the more notice, the better", self._slot_line(event, slots)]
+        if left >= SHORT_NOTICE:
+            self._add(event, ActionKind.RESCHEDULE, kinds, lines, slots=slots)
+            return
+        # Last-minute cancellations should be phoned in first (seeds: "contact them by telephone ASAP").
+        phone = phone_for(event)
+        note = f"Short notice: call {self._who(event)} first" + (f": {phone}" if phone else "") + ", then send the draft."
+        self._add(event, ActionKind.RESCHEDULE, kinds, lines, slots=slots, call_first=True, phone=phone, notes=(note,))
+
+    def _who(self, event: Event) -> str:
+        people = recipients_for(event, self.config)
+        if event.organizer is not None and people and people[0] is event.organizer:
+            return event.organizer.display
+        return people[0].display if people else "the organizer"
+
+    def _missed(self, event: Event, risk: Risk) -> None:
+        key = event.occurrence_key
+        start = _start(event, self.tz)
+        wait = timedelta(hours=self.config.missed.followup_after_hours)
+        prior = [p for p in self.context.prior if p.occurrence_key == key and p.kind is ActionKind.MISSED]
+        if prior:
+            since = min(p.created.astimezone(UTC) for p in prior)
+            follow = self.now >= since + wait
+            timing = f"the missed-interview draft was made {_hours(self.now - since)} ago"
+        else:
+            follow = self.now >= start + wait
+            timing = f"it started {_hours(self.now - start)} ago"
+        evidence = f"missed ({risk.severity.value}): {risk.evidence.removeprefix('missed: ')}"
+        if follow:
+            deleted = any(
+                p.occurrence_key == key and p.kind is ActionKind.FOLLOW_UP and p.state is DraftState.DELETED
+                for p in self.context.prior
+            )
+            if deleted:
+                self.result.skipped.append(Skipped(key, ActionKind.FOLLOW_UP, "you deleted the follow-up draft"))
+                return
+            slots = self._slots(event)
+            lines = [
+                evidence,
+                f"{timing}: time for the follow-up apology, whether or not you have spoken since",
+                self._slot_line(event, slots),
+            ]
+            self._add(event, ActionKind.FOLLOW_UP, (RiskKind.MISSED,), lines, slots=slots)
+            return
+        phone = phone_for(event)
+        who = self._who(event)
+        note = f"Call {who} first: {phone}" if phone else (
+            f"Call {who} first if you have their number (none was found in the invitation)"
+        )
+        slots = self._slots(event)
+        lines = [evidence, f"{timing}: contact them now, a phone call first, then this email", self._slot_line(event, slots)]
+        self._add(event, ActionKind.MISSED, (RiskKind.MISSED,), lines, slots=slots, call_first=True, phone=phone,
+                  notes=(note,))
+
+    def _thank_yous(self, movers: set[str]) -> None:
+        for key in sorted(self.interviews):
+            event = self.events[key]
+            if key in movers or not event.user_attends or _start(event, self.tz) <= self.now:
+                continue
+            why = self._thank_you_reason(event)
+            if why is not None:
+                self._add(event, ActionKind.THANK_YOU, (), [why, "thanking them for their flexibility"])
+
+    def _thank_you_reason(self, event: Event) -> str | None:
+        key = event.occurrence_key
+        organizer = event.organizer.email.casefold() if event.organizer and event.organizer.email else ""
+        for p in self.context.prior:
+            if p.occurrence_key == key and p.kind is ActionKind.THANK_YOU and p.state is not DraftState.WITHDRAWN:
+                return "a thank-you for this new time was already drafted"
+        if not organizer:
+            return None
+        start = _utc(event.start)
+        appeared = _utc(event.created or event.updated)
+        for p in sorted(self.context.prior, key=lambda p: (p.created, p.occurrence_key, p.kind.value)):
+            if p.kind not in (ActionKind.RESCHEDULE, ActionKind.MISSED):
+                continue
+            if p.state in (DraftState.PENDING, DraftState.WITHDRAWN):
+                continue
+            if (p.organizer_email or "").casefold() != organizer:
+                continue
+            what = "reschedule request" if p.kind is ActionKind.RESCHEDULE else "missed-interview email"
+            if p.occurrence_key == key:
+                if start is not None and p.event_start is not None and start != _utc(p.event_start):
+                    return f"the interview moved after your {what} ({p.state.value}) to its organizer"
+            elif appeared is not None and appeared > p.created.astimezone(UTC) and self._gone(p):
+                return f"a new interview from the same organizer appeared after your {what} ({p.state.value})"
+        return None
+
+    def _gone(self, prior: PriorDraft) -> bool:
+        """The interview a prior draft was about is no longer where it was (moved, cancelled, removed)."""
+        old = self.events.get(prior.occurrence_key)
+        if old is None or not old.user_attends or prior.occurrence_key not in self.interviews:
+            return True
+        start = _utc(old.start)
+        return prior.event_start is not None and start is not None and start != _utc(prior.event_start)
+
+    # -- building actions --
+
+    def _add(
+        self,
+        event: Event,
+        kind: ActionKind,
+        risks: tuple[RiskKind, ...],
+        explanation: list[str],
+        *,
+        slots: tuple[Slot, ...] = (),
+        call_first: bool = False,
+        phone: str | None = None,
+        notes: tuple[str, ...] = (),
+    ) -> None:
+        key = event.occurrence_key
+        if any(a.occurrence_key == key and a.kind is kind for a in self.result.actions):
+            return
+        done = [
+            p.state
+            for p in self.context.prior
+            if p.occurrence_key == key and p.kind is kind and p.state in (DraftState.DELETED, DraftState.SENT)
+        ]
+        if done:
+            why = "you deleted this draft; it is not made again" if DraftState.DELETED in done else "already sent"
+            self.result.skipped.append(Skipped(key, kind, why))
+            return
+        people = recipients_for(event, self.config)
+        if not people:
+            self.result.skipped.append(
+                Skipped(key, kind, "nobody to write to: no organizer or other attendee with an address")
+            )
+            return
+        reason = self.context.reasons.get(key) or self.config.drafts.reason
+        source = "the one you gave" if key in self.context.reasons else "the default from drafts.reason"
+        lines = [*explanation, f"to {', '.join(p.email for p in people)}; reason: {reason} ({source})"]
+        self.result.actions.append(
+            Action(
+                kind=kind,
+                account=event.account,
+                occurrence_key=key,
+                recipients=people,
+                risks=risks,
+                slots=slots,
+                recipient_timezone=recipient_timezone(event, self.config, _start(event, self.tz)),
+                reason=reason,
+                call_first=call_first,
+                phone=phone,
+                notes=notes,
+                explanation=tuple(lines),
+            )
+        )
