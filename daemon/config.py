@@ -286,6 +286,13 @@ class GoogleConnection(Strict):
     auth_uri: str | None = Field(None, description="OAuth authorization endpoint override.")
     ca_bundle: Path | None = Field(None, description="CA bundle for TLS-intercepting networks.")
     timeout_seconds: float = Field(30.0, gt=0, le=300)
+    auth_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Local port for the sign-in redirect of `salvage auth`; 0 picks a free one. "
+        "Fix it (e.g. 8085) to forward it over SSH with --no-browser.",
+    )
 
 
 class MicrosoftConnection(Strict):

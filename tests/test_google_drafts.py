@@ -1,0 +1,352 @@
+"""Gmail drafts against the loopback fake, through the real google-api-python-client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.google_fake import CALENDAR_READONLY, GMAIL_COMPOSE, GoogleFake, config_yaml
+
+from daemon.config import parse_config
+from daemon.mime import KEY_HEADER, plain_body
+from daemon.model import Event, person
+from providers import registry
+from providers.base import Address, DraftFate, DraftMessage, DraftStore, ProviderError, ThreadInfo
+from providers.google import GmailDrafts
+
+UTC = timezone.utc
+ME = "me@example.com"
+RECRUITER = "rita@acme.example"
+
+
+@pytest.fixture
+def fake() -> Iterator[GoogleFake]:
+    with GoogleFake() as server:
+        server.add_client()
+        server.add_calendar(ME, primary=True)
+        yield server
+        assert server.count("drafts.send") == server.count("messages.send") == 0  # never sends
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def mailbox(fake: GoogleFake, tmp_path: Path, *, scopes: Any = None, sleeps: Sleeps | None = None, **kw: Any
+            ) -> GmailDrafts:
+    if scopes is not None:
+        fake.token_file(tmp_path / "tokens" / "g.google.json", scopes=scopes)
+    elif not (tmp_path / "tokens" / "g.google.json").exists():
+        fake.token_file(tmp_path / "tokens" / "g.google.json")
+    config = parse_config(config_yaml(fake, tmp_path, **kw))
+    return GmailDrafts(config.accounts[0], sleep=sleeps if sleeps is not None else Sleeps(), user_addresses=[ME])
+
+
+def message(key: str = "k1", text: str = "Dear Rita,\n\nCould we move our interview?\n\nAlex\n",
+            thread: ThreadInfo | None = None, subject: str = "Rescheduling our interview") -> DraftMessage:
+    refs: tuple[str, ...] = ()
+    if thread is not None:
+        subject = f"Re: {thread.subject}"
+        refs = thread.references
+    return DraftMessage(
+        key=key, sender=Address(ME, "Alex Morgan"), to=(Address(RECRUITER, "Rita Recruiter"),), subject=subject,
+        text=text, in_reply_to=thread.message_id if thread else None, references=refs,
+        thread_id=thread.thread_id if thread else None,
+    )
+
+
+def interview(**kw: Any) -> Event:
+    base: dict[str, Any] = dict(
+        account="g", source_id="primary/iv1", title="Technical interview",
+        start=datetime(2026, 12, 1, 14, tzinfo=UTC), end=datetime(2026, 12, 1, 15, tzinfo=UTC),
+        organizer=person(RECRUITER), ical_uid="iv1@acme.example", created=datetime(2026, 11, 10, tzinfo=UTC),
+    )
+    base.update(kw)
+    return Event(**base)
+
+
+def test_registry_opens_the_gmail_store(fake: GoogleFake, tmp_path: Path) -> None:
+    config = parse_config(config_yaml(fake, tmp_path))
+    assert isinstance(registry.open_drafts(config.accounts[0], config), DraftStore)
+
+
+def test_create_puts_an_untouched_draft_with_our_key(fake: GoogleFake, tmp_path: Path) -> None:
+    box = mailbox(fake, tmp_path)
+    ref = box.create(message())
+    stored = fake.draft_message(ref.id)
+    parsed = stored.parsed
+    assert parsed["To"] == "Rita Recruiter <rita@acme.example>" and parsed["From"] == "Alex Morgan <me@example.com>"
+    assert parsed["Subject"] == "Rescheduling our interview" and parsed[KEY_HEADER] == "k1"
+    assert "Could we move our interview?" in plain_body(parsed)
+    assert stored.labels == ["DRAFT"] and ref.thread_id == stored.thread_id and ref.created is not None
+    fake.reset_counts()
+    assert box.fate(ref) is DraftFate.UNTOUCHED
+    assert fake.routes_called() == ["drafts.get"]  # one lifecycle check per live draft
+    assert fake.requests[0].query["format"] == ["raw"]
+
+
+def test_threaded_reply_to_the_invitation(fake: GoogleFake, tmp_path: Path) -> None:
+    fake.add_invitation(organizer=f"Rita Recruiter <{RECRUITER}>", to=ME, uid="other@acme.example",
+                        subject="Invitation: Coffee chat @ Mon 30 Nov")
+    invite = fake.add_invitation(organizer=f"Rita Recruiter <{RECRUITER}>", to=ME, uid="iv1@acme.example",
+                                 subject="Invitation: Technical interview @ Tue 1 Dec 2026 2pm - 3pm (GMT)",
+                                 message_id="<invite-1@calendar.example>")
+    box = mailbox(fake, tmp_path)
+
+    thread = box.find_thread(interview())
+
+    assert thread == ThreadInfo(thread_id=invite.thread_id, message_id="<invite-1@calendar.example>", references=(),
+                                subject="Invitation: Technical interview @ Tue 1 Dec 2026 2pm - 3pm (GMT)")
+    query = [r for r in fake.requests if r.route == "messages.list"][0].query["q"][0]
+    assert f"from:{RECRUITER}" in query and "filename:ics" in query
+    gets = [r.query for r in fake.requests if r.route == "messages.get"]
+    assert all(q["format"] == ["metadata"] for q in gets)
+    assert set(gets[0]["metadataHeaders"]) == {"Message-ID", "References", "Subject"}
+
+    ref = box.create(message(thread=thread))
+
+    stored = fake.draft_message(ref.id).parsed
+    assert ref.thread_id == invite.thread_id == fake.draft_message(ref.id).thread_id
+    assert stored["In-Reply-To"] == "<invite-1@calendar.example>"
+    assert stored["References"] == "<invite-1@calendar.example>"
+    assert stored["Subject"].startswith("Re: Invitation: Technical interview")
+
+
+def test_invitation_confirmed_by_its_ical_uid(fake: GoogleFake, tmp_path: Path) -> None:
+    invite = fake.add_invitation(organizer=RECRUITER, to=ME, uid="iv1@acme.example", subject="Your ACME interview",
+                                 message_id="<x@acme.example>")
+    fake.add_invitation(organizer=RECRUITER, to=ME, uid="someone-else@acme.example", subject="Another ACME thing")
+    thread = mailbox(fake, tmp_path).find_thread(interview())
+    assert thread is not None and thread.thread_id == invite.thread_id and thread.message_id == "<x@acme.example>"
+    assert any(r.query.get("format") == ["full"] for r in fake.requests if r.route == "messages.get")
+
+
+def test_no_invitation_found(fake: GoogleFake, tmp_path: Path) -> None:
+    fake.add_invitation(organizer="someone@else.example", to=ME, uid="zzz", subject="Unrelated")
+    box = mailbox(fake, tmp_path)
+    assert box.find_thread(interview()) is None
+    assert box.find_thread(interview(organizer=person(ME, is_self=True))) is None
+    assert box.find_thread(interview(organizer=None)) is None
+
+
+def test_without_read_mail_drafts_are_unthreaded_and_mail_is_never_read(fake: GoogleFake, tmp_path: Path) -> None:
+    fake.add_invitation(organizer=RECRUITER, to=ME, uid="iv1@acme.example", subject="Technical interview")
+    box = mailbox(fake, tmp_path, scopes=[CALENDAR_READONLY, GMAIL_COMPOSE], read_mail=False)
+    assert box.find_thread(interview()) is None
+    ref = box.create(message())
+    fake.user_send(ref.id)
+    assert box.fate(ref) is DraftFate.DELETED  # cannot tell sent from deleted without reading mail
+    assert not [r for r in fake.requests if r.route.startswith(("messages.", "threads."))]
+
+
+def test_read_mail_without_the_scope_degrades_to_unthreaded(fake: GoogleFake, tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    fake.add_invitation(organizer=RECRUITER, to=ME, uid="iv1@acme.example", subject="Technical interview")
+    box = mailbox(fake, tmp_path, scopes=[CALENDAR_READONLY, GMAIL_COMPOSE], read_mail=True)
+    assert box.find_thread(interview()) is None
+    assert box.find_thread(interview()) is None
+    assert caplog.text.count("lacks gmail.readonly") == 1
+    assert fake.count("messages.list") == 0
+
+
+def test_fates_edited_sent_deleted(fake: GoogleFake, tmp_path: Path) -> None:
+    invite = fake.add_invitation(organizer=RECRUITER, to=ME, uid="iv1@acme.example",
+                                 subject="Invitation: Technical interview", message_id="<inv@acme.example>")
+    box = mailbox(fake, tmp_path)
+    thread = ThreadInfo(invite.thread_id, "<inv@acme.example>", (), "Invitation: Technical interview")
+    # (Two drafts in one thread to the same person, one sent and one discarded, cannot be told apart.)
+    edited, sent, gone, lone_sent = (box.create(message(key=f"k{i}", thread=thread if i < 2 else None))
+                                     for i in range(4))
+    fake.user_edit(edited.id, "Dear Rita, I am so sorry — could we move it? Alex")
+    fake.user_send(sent.id)
+    fake.user_discard(gone.id)
+    fake.user_send(lone_sent.id)  # unthreaded draft: its own thread holds the SENT copy
+    assert box.fate(edited) is DraftFate.EDITED
+    assert box.fate(sent) is DraftFate.SENT
+    assert box.fate(gone) is DraftFate.DELETED
+    assert box.fate(lone_sent) is DraftFate.SENT
+
+
+def test_fate_from_a_full_format_answer(fake: GoogleFake, tmp_path: Path) -> None:
+    box = mailbox(fake, tmp_path)
+    ref = box.create(message(text="Caf\u00e9 at 3pm?\n"))
+    draft = fake._draft_json(ref.id, "full")  # what a server ignoring format=raw would send
+    fake.fail("drafts.get", 200, body=json.dumps(draft).encode())
+    assert box.fate(ref) is DraftFate.UNTOUCHED
+
+
+def test_update_replaces_content_and_keeps_the_id(fake: GoogleFake, tmp_path: Path) -> None:
+    box = mailbox(fake, tmp_path)
+    ref = box.create(message())
+    new = box.update(ref, message(text="Dear Rita,\n\nThe new time is 3pm.\n"))
+    assert new.id == ref.id and new.fingerprint != ref.fingerprint and new.created == ref.created
+    assert "The new time is 3pm." in plain_body(fake.draft_message(ref.id).parsed)
+    assert len(fake.drafts) == 1
+    assert box.fate(new) is DraftFate.UNTOUCHED and box.fate(ref) is DraftFate.EDITED
+    assert [r.method for r in fake.requests if r.route == "drafts.update"] == ["PUT"]
+
+
+def test_update_of_a_vanished_draft_is_a_plain_error(fake: GoogleFake, tmp_path: Path) -> None:
+    box = mailbox(fake, tmp_path)
+    ref = box.create(message())
+    fake.user_discard(ref.id)
+    with pytest.raises(ProviderError, match="no longer exists"):
+        box.update(ref, message(text="x"))
+
+
+def test_delete_withdraws_and_tolerates_a_gone_draft(fake: GoogleFake, tmp_path: Path) -> None:
+    box = mailbox(fake, tmp_path)
+    ref = box.create(message())
+    box.delete(ref)
+    assert fake.drafts == {}
+    box.delete(ref)
+    assert fake.count("drafts.delete", status=404) == 1
+
+
+def test_find_by_key(fake: GoogleFake, tmp_path: Path) -> None:
+    box = mailbox(fake, tmp_path)
+    refs = [box.create(message(key=f"key-{i}", text=f"Draft {i}\n")) for i in range(3)]
+    found = box.find_by_key("key-1")
+    assert found is not None and found.id == refs[1].id and found.fingerprint == refs[1].fingerprint
+    assert found.thread_id == refs[1].thread_id and found.created is not None
+    assert box.find_by_key("nope") is None
+
+
+def test_thread_gone_falls_back_to_an_unthreaded_draft(fake: GoogleFake, tmp_path: Path) -> None:
+    box = mailbox(fake, tmp_path)
+    ref = box.create(message(thread=ThreadInfo("deadbeef", "<gone@x>", (), "Invitation: X")))
+    assert fake.draft_message(ref.id).thread_id == ref.thread_id != "deadbeef"
+    assert len(fake.drafts) == 1
+
+
+def test_create_rate_limited_is_resent_once_accepted(fake: GoogleFake, tmp_path: Path) -> None:
+    sleeps = Sleeps()
+    box = mailbox(fake, tmp_path, sleeps=sleeps)
+    fake.fail("drafts.create", 429, retry_after="3", times=2)
+    box.create(message())
+    assert len(fake.drafts) == 1 and sleeps == [3.0, 3.0] and fake.count("drafts.list") == 0
+
+
+def test_create_timeout_after_gmail_acted_makes_no_duplicate(fake: GoogleFake, tmp_path: Path) -> None:
+    box = mailbox(fake, tmp_path, timeout=0.4)
+    box.create(message(key="other"))
+    fake.delay("drafts.create", 1.2)  # Gmail makes the draft but the answer comes too late
+    ref = box.create(message(key="k-slow"))
+    assert len(fake.drafts) == 2 and fake.count("drafts.create") == 2
+    assert fake.draft_message(ref.id).parsed[KEY_HEADER] == "k-slow"
+
+
+def test_create_500_before_gmail_acted_is_resent(fake: GoogleFake, tmp_path: Path) -> None:
+    box = mailbox(fake, tmp_path)
+    fake.fail("drafts.create", 500)
+    ref = box.create(message())
+    assert len(fake.drafts) == 1 and fake.count("drafts.create") == 2 and fake.count("drafts.list") == 1
+    assert ref.id in fake.drafts
+
+
+# ---- the whole pipeline: `salvage run --once` against the fake -----------------------------------
+
+NOW = "2026-11-24T09:00:00Z"
+
+
+def seed_interviews(fake: GoogleFake) -> Any:
+    fake.put_event(ME, {
+        "id": "iv1", "iCalUID": "iv1@acme.example", "summary": "Technical interview - Acme Robotics",
+        "start": {"dateTime": "2026-11-25T14:00:00Z", "timeZone": "Europe/London"},
+        "end": {"dateTime": "2026-11-25T15:00:00Z", "timeZone": "Europe/London"},
+        "organizer": {"email": "jordan.lee@acme-robotics.example", "displayName": "Jordan Lee"},
+        "attendees": [{"email": "jordan.lee@acme-robotics.example", "displayName": "Jordan Lee", "organizer": True,
+                       "responseStatus": "accepted"}, {"email": ME, "self": True, "responseStatus": "accepted"}],
+        "hangoutLink": "https://meet.google.com/abc-defg-hij"})
+    fake.put_event(ME, {"id": "dentist", "summary": "Dentist", "start": {"dateTime": "2026-11-25T13:30:00Z"},
+                        "end": {"dateTime": "2026-11-25T14:30:00Z"}})
+    fake.put_event(ME, {
+        "id": "iv2", "summary": "Video interview - Wayne Enterprises",
+        "start": {"dateTime": "2026-11-25T16:30:00Z"}, "end": {"dateTime": "2026-11-25T17:15:00Z"},
+        "organizer": {"email": "lucius.fox@wayne.example", "displayName": "Lucius Fox"},
+        "attendees": [{"email": ME, "self": True, "responseStatus": "accepted"},
+                      {"email": "lucius.fox@wayne.example", "organizer": True, "responseStatus": "accepted"}]})
+    return fake.add_invitation(
+        organizer="Jordan Lee <jordan.lee@acme-robotics.example>", to=ME, uid="iv1@acme.example",
+        subject="Invitation: Technical interview - Acme Robotics @ Wed 25 Nov 2026 2pm - 3pm (GMT)",
+        message_id="<inv1@acme-robotics.example>")
+
+
+def snapshot(fake: GoogleFake) -> dict[str, bytes]:
+    return {d: fake.messages[m].raw for d, m in fake.drafts.items()}
+
+
+def test_salvage_run_once_end_to_end(fake: GoogleFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from daemon.cli import main
+    from daemon.model import ActionKind, draft_key
+    from daemon.state import StateStore
+
+    sleeps = Sleeps()
+    monkeypatch.setattr("providers.google._default_sleep", sleeps)  # the retry clock, not the client library
+    invite = seed_interviews(fake)
+    fake.token_file(tmp_path / "tokens" / "g.google.json")
+    config = tmp_path / "config.yaml"
+    config.write_text(config_yaml(fake, tmp_path, email=ME))
+    run = ["run", "--once", "--config", str(config), "--now", NOW]
+
+    assert main(run) == 0
+
+    assert len(fake.drafts) == 2
+    drafts = {str(fake.draft_message(d).parsed["To"]): fake.draft_message(d) for d in fake.drafts}
+    acme = drafts["Jordan Lee <jordan.lee@acme-robotics.example>"]
+    parsed = acme.parsed
+    assert acme.thread_id == invite.thread_id
+    assert parsed["Subject"] == "Re: Invitation: Technical interview - Acme Robotics @ Wed 25 Nov 2026 2pm - 3pm (GMT)"
+    assert parsed["In-Reply-To"] == "<inv1@acme-robotics.example>"
+    assert parsed["References"] == "<inv1@acme-robotics.example>"
+    assert parsed["From"] == f"Alex Morgan <{ME}>"
+    assert parsed[KEY_HEADER] == draft_key("g", "iv1@acme.example", ActionKind.RESCHEDULE)
+    body = plain_body(parsed)
+    assert "reschedule" in body and "Dentist" not in body
+    wayne = drafts["Lucius Fox <lucius.fox@wayne.example>"]
+    assert wayne.thread_id != invite.thread_id and wayne.parsed["In-Reply-To"] is None
+    assert "link" in plain_body(wayne.parsed)
+    first = snapshot(fake)
+
+    # An idle second pass: one request per calendar, one lifecycle check per live draft, no new draft.
+    fake.reset_counts()
+    assert main(run) == 0
+    assert sorted(fake.routes_called()) == ["drafts.get", "drafts.get", "events.list"]
+    assert snapshot(fake) == first
+
+    # 410 on the sync token, a 429 burst with Retry-After, a 500 and a timeout: survived, nothing lost.
+    config.write_text(config_yaml(fake, tmp_path, email=ME, timeout=0.5))
+    fake.expire_sync_tokens()
+    fake.fail("events.list", 429, retry_after="1", times=2)
+    fake.fail("drafts.get", 500)
+    fake.delay("drafts.get", 1.0)
+    fake.reset_counts()
+    assert main(run) == 0
+    assert fake.count("events.list", status=410) == 1 and fake.count("events.list", status=200) == 1
+    assert sleeps[:2] == [1.0, 1.0] and len(sleeps) == 4
+    assert snapshot(fake) == first
+    with StateStore.open(tmp_path / "state.sqlite3") as store:
+        status = store.account_status("g")
+        assert status is not None and status.error is None
+
+    # invalid_grant: the account waits for `salvage auth`; its drafts are left alone.
+    fake.revoke_all()
+    assert main(run) == 1
+    with StateStore.open(tmp_path / "state.sqlite3") as store:
+        status = store.account_status("g")
+        assert status is not None and status.needs_auth and "salvage auth g" in (status.error or "")
+    assert snapshot(fake) == first
+
+    # After re-authorising, the next pass carries on without duplicates.
+    fake.token_file(tmp_path / "tokens" / "g.google.json")
+    fake.reset_counts()
+    assert main(run) == 0
+    assert snapshot(fake) == first and fake.count("drafts.create") == 0
+    with StateStore.open(tmp_path / "state.sqlite3") as store:
+        status = store.account_status("g")
+        assert status is not None and not status.needs_auth and status.error is None
