@@ -195,13 +195,18 @@ class StateStore:
         self.path = path
 
     @classmethod
-    def open(cls, path: Path | str) -> StateStore:
-        """Open (creating and migrating as needed) the state file at ``path`` (or ``:memory:``)."""
+    def open(cls, path: Path | str, *, check_same_thread: bool = True) -> StateStore:
+        """Open (creating and migrating as needed) the state file at ``path`` (or ``:memory:``).
+
+        ``check_same_thread=False`` lets one other thread use the connection (the service's single
+        worker); the caller must make sure two threads never use it at the same time.
+        """
         target = None if str(path) == ":memory:" else Path(path)
         try:
             if target is not None:
                 target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
+            conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None,
+                                   check_same_thread=check_same_thread)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")

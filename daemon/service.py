@@ -1,0 +1,501 @@
+"""`salvage run`: the long-running service.
+
+APScheduler 3.x runs the jobs, all in ONE worker thread, so the SQLite connection and the provider
+clients are never used by two threads at once (the main thread touches them only before the
+scheduler starts and after the worker has finished):
+
+- ``poll:<account>`` — an interval job per enabled account (``poll_minutes``, jittered, first run at
+  start-up). A failing account's next poll is pushed back exponentially (capped, jittered,
+  Retry-After honoured); it is logged once when it starts failing and once when it recovers.
+- ``check:<account>:<occurrence>`` — a date job per upcoming interview at start + grace, so a miss
+  is noticed within seconds of the grace period ending rather than at the next poll.
+- ``followup:<account>:<occurrence>`` — a date job when the follow-up apology of a missed interview
+  falls due.
+- ``heartbeat`` — rewrites the health file every minute, proving the worker is not stuck.
+
+Every job runs a pass for its account (:meth:`Engine.run_once`); after each pass the date jobs are
+rebuilt from the pass's evaluation, which comes from the state store, so a restart loses nothing.
+SIGTERM/SIGINT let the job in hand finish, save and exit 0; SIGHUP reloads the config (a bad one is
+logged and the old one kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import select
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from daemon import __version__
+from daemon.config import AccountConfig, Config, ConfigError, load_config
+from daemon.lock import InstanceLock, LockError
+from daemon.model import ActionKind, RiskKind, utc_now
+from daemon.notify import notify
+from daemon.pipeline import Engine, Evaluation, Outcome, PassReport
+from daemon.state import LIVE_STATES, StateStore
+from daemon.status import HEALTH_VERSION, accounts_health, health_path, read_health, write_health
+
+log = logging.getLogger("salvage.service")
+
+UTC = timezone.utc
+STOP_GRACE_SECONDS = 10.0  # how long SIGTERM waits for the job in hand
+CHECK_SLACK = timedelta(seconds=5)  # run the missed check just after start + grace
+MAX_BACKOFF = timedelta(minutes=30)  # a failing account is polled at least this often (or its interval)
+MISFIRE_GRACE_SECONDS = 3600  # date jobs later than this (after a suspend) are skipped; polls catch up
+HEARTBEAT_SECONDS = 60
+MAX_JITTER_SECONDS = 30.0
+
+EngineFactory = Callable[[Config, StateStore], Engine]
+
+
+def backoff_delay(interval: timedelta, failures: int, retry_after: float | None = None,
+                  rng: Callable[[], float] = random.random) -> timedelta:
+    """How long to wait before polling an account that failed ``failures`` times in a row.
+
+    The interval doubles with each failure up to ``max(interval, MAX_BACKOFF)``, jittered by ±10 %;
+    a Retry-After from the remote is a floor.
+    """
+    cap = max(interval, MAX_BACKOFF)
+    steps = max(0, min(failures - 1, 30))
+    delay = min(cap, interval * (2**steps))
+    delay = delay * (0.9 + 0.2 * rng())
+    if retry_after is not None and retry_after > 0:
+        delay = max(delay, timedelta(seconds=retry_after))
+    return delay
+
+
+def poll_jitter(interval: timedelta) -> float:
+    """Seconds of jitter for an interval job: 10 % of the interval, at most 30 s."""
+    return min(MAX_JITTER_SECONDS, interval.total_seconds() * 0.1)
+
+
+class Service:
+    """The scheduler, the engine and the store of one running service."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: StateStore,
+        *,
+        config_path: Path | None = None,
+        dry_run: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+        engine_factory: EngineFactory = Engine,
+        notifier: Callable[..., bool] = notify,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.config_path = config_path
+        self.dry_run = dry_run
+        self._clock = clock
+        self._engine_factory = engine_factory
+        self._notify = notifier
+        self.engine = engine_factory(config, store)
+        self.health_file = health_path(config)
+        self.started = clock()
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS},
+        )
+        self._busy = threading.Lock()  # held by the job in hand
+        self._stopping = threading.Event()
+        self._stop_requested = threading.Event()
+        self._reload_requested = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+        self.passes = 0
+
+    # ---- life cycle (main thread) ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Build every job from the config and the state store, then start the scheduler."""
+        now = self._clock()
+        self._schedule_polls(now)
+        try:
+            self._schedule_checks(self.engine.evaluate(now), now)
+        except Exception as exc:  # noqa: BLE001 - the first polls will try again
+            log.error("could not plan the missed-interview checks from the state: %s: %s", type(exc).__name__, exc)
+        self.scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS, timezone=UTC),
+                               id="heartbeat", name="heartbeat", replace_existing=True)
+        self._write_health(now)
+        self.scheduler.start()
+        names = ", ".join(a.name for a in self.engine.accounts()) or "none"
+        log.info("salvage %s running%s; accounts: %s; state: %s", __version__,
+                 " (dry run: no mailbox is changed)" if self.dry_run else "", names, self.config.state_path)
+
+    def request_stop(self) -> None:
+        """Ask the main loop to stop (safe from a signal handler or another thread)."""
+        self._stop_requested.set()
+        self._wake()
+
+    def request_reload(self) -> None:
+        """Ask the main loop to reload the config (safe from a signal handler or another thread)."""
+        self._reload_requested.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full or closed: the loop is awake anyway
+
+    def wait(self) -> None:
+        """Block until a stop is requested, handling reload requests on the way."""
+        while not self._stop_requested.is_set():
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self.reload()
+                continue
+            try:
+                select.select([self._wake_r], [], [])
+            except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for old kernels
+                pass
+            try:
+                while os.read(self._wake_r, 512):
+                    pass
+            except (BlockingIOError, OSError):
+                pass
+
+    def reload(self) -> bool:
+        """Re-read the config file; keep the old config (and say why) when the new one is bad."""
+        log.info("reloading the configuration")
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("the new configuration is invalid; keeping the old one:")
+            for problem in exc.problems:
+                log.error("  - %s", problem)
+            return False
+        if new.state_path != self.config.state_path:
+            log.warning("state.path changed to %s: restart salvage to use it; still using %s",
+                        new.state_path, self.config.state_path)
+            new = new.model_copy(update={"state": self.config.state})
+        self.scheduler.add_job(self._apply_config, args=(new,), id="reload", name="reload",
+                               replace_existing=True, next_run_time=datetime.now(UTC), misfire_grace_time=None)
+        return True
+
+    def shutdown(self, timeout: float = STOP_GRACE_SECONDS) -> bool:
+        """Stop scheduling, let the job in hand finish, save. False if that job outlived ``timeout``."""
+        self._stopping.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if not self._busy.acquire(timeout=timeout):
+            log.warning("the job in hand did not finish within %.0fs; exiting without it "
+                        "(its work is redone at the next start)", timeout)
+            self._mark_stopped(None)
+            return False
+        try:
+            self._mark_stopped(self._clock())
+            self.engine.close()
+        finally:
+            self._busy.release()
+        log.info("salvage stopped")
+        return True
+
+    def close(self) -> None:
+        """Release the wake-up pipe (after the signal handlers are gone)."""
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # ---- jobs (worker thread) -------------------------------------------------------------------
+
+    @contextmanager
+    def _job(self) -> Iterator[bool]:
+        """Serialise a job; yields False when the service is stopping and the job must not run."""
+        if self._stopping.is_set():
+            yield False
+            return
+        with self._busy:
+            yield not self._stopping.is_set()
+
+    def _poll_job(self, name: str) -> None:
+        with self._job() as go:
+            if go:
+                self._safely(name, "poll")
+
+    def _check_job(self, name: str, occurrence_key: str, what: str) -> None:
+        with self._job() as go:
+            if go:
+                log.debug("%s: %s for %s", name, what, occurrence_key)
+                self._safely(name, what)
+
+    def _safely(self, name: str, what: str) -> None:
+        try:
+            self._pass(name, what)
+        except Exception as exc:  # noqa: BLE001 - e.g. the disk is full; the next job tries again
+            log.error("%s: %s failed: %s: %s", name, what, type(exc).__name__, exc)
+            log.debug("%s failed", what, exc_info=True)
+
+    def _heartbeat(self) -> None:
+        with self._job() as go:
+            if go:
+                self._write_health(self._clock())
+
+    def _apply_config(self, new: Config) -> None:
+        with self._job() as go:
+            if not go:
+                return
+            try:
+                engine = self._engine_factory(new, self.store)
+            except Exception as exc:  # noqa: BLE001 - e.g. a templates_dir that cannot be used
+                log.error("cannot use the new configuration (%s: %s); keeping the old one", type(exc).__name__, exc)
+                return
+            old = self.engine
+            self.engine, self.config = engine, new
+            old.close()
+            now = self._clock()
+            self._schedule_polls(now)
+            log.info("configuration reloaded: %d enabled account(s)", len(engine.accounts()))
+            self._write_health(now)
+
+    def _pass(self, name: str, what: str) -> None:
+        """One pass for one account: poll, evaluate, reconcile; then notify, back off, reschedule."""
+        account = self._account(name)
+        if account is None:
+            self._remove_job(f"poll:{name}")
+            return
+        before = self.store.account_status(name)
+        was_failing = before is not None and before.error is not None
+        now = self._clock()
+        try:
+            report = self.engine.run_once(now, dry_run=self.dry_run, accounts=[name])
+        except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the service
+            log.debug("pass for %s crashed", name, exc_info=True)
+            message = f"pass failed: {type(exc).__name__}: {exc}"
+            if self.store.record_failure(name, now, message):
+                log.error("%s: %s", name, message)
+            self._back_off(account, None, now)
+            self._write_health(now)
+            return
+        self.passes += 1
+        poll = next((p for p in report.polls if p.account == name), None)
+        if poll is not None and not poll.ok:
+            self._back_off(account, poll.retry_after, now)
+        elif was_failing:
+            log.info("%s: recovered after %d failed poll(s)", name, before.failures if before else 0)
+        self._after_pass(report, now)
+        self._record_next_poll(name)
+        self._write_health(now)
+
+    def _after_pass(self, report: PassReport, now: datetime) -> None:
+        for outcome in report.outcomes:
+            if outcome.call_first and outcome.result == "created":
+                self._call_first(outcome, report.evaluation)
+        if report.evaluation is not None:
+            self._schedule_checks(report.evaluation, now)
+
+    def _call_first(self, outcome: Outcome, evaluation: Evaluation | None) -> None:
+        event = evaluation.by_key.get(outcome.occurrence_key) if evaluation else None
+        title = event.title if event else outcome.occurrence_key
+        lead = "Missed interview" if outcome.kind == ActionKind.MISSED.value else "Interview at risk"
+        advice = " ".join(outcome.notes) or (f"Call them first: {outcome.phone}." if outcome.phone else "Call them first.")
+        message = f"{lead}: {title}. {advice} A draft is waiting in your Drafts folder."
+        log.warning("%s: %s", outcome.account, message)
+        command = self.config.notify.command
+        if command:
+            self._notify(command, message, outcome.phone)
+
+    def _back_off(self, account: AccountConfig, retry_after: float | None, now: datetime) -> None:
+        status = self.store.account_status(account.name)
+        failures = status.failures if status else 1
+        delay = backoff_delay(timedelta(minutes=account.poll_minutes), failures, retry_after)
+        when = now + delay
+        job_id = f"poll:{account.name}"
+        if self.scheduler.get_job(job_id) is not None:
+            self.scheduler.modify_job(job_id, next_run_time=when)
+        log.debug("%s: next poll in %.0fs (failure %d)", account.name, delay.total_seconds(), failures)
+
+    def _record_next_poll(self, name: str) -> None:
+        job = self.scheduler.get_job(f"poll:{name}")
+        self.store.set_next_poll(name, job.next_run_time if job is not None else None)
+
+    # ---- building jobs --------------------------------------------------------------------------
+
+    def _account(self, name: str) -> AccountConfig | None:
+        return next((a for a in self.config.accounts if a.name == name and a.enabled), None)
+
+    def _schedule_polls(self, now: datetime) -> None:
+        """One interval job per enabled account, first run now; jobs of other accounts removed."""
+        wanted = {a.name: a for a in self.config.accounts if a.enabled}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("poll:") and job.id[5:] not in wanted:
+                job.remove()
+        for index, (name, account) in enumerate(wanted.items()):
+            interval = timedelta(minutes=account.poll_minutes)
+            self.scheduler.add_job(
+                self._poll_job,
+                IntervalTrigger(seconds=interval.total_seconds(), jitter=poll_jitter(interval), timezone=UTC),
+                args=(name,),
+                id=f"poll:{name}",
+                name=f"poll {name}",
+                replace_existing=True,
+                # the first polls run now, in config order (the worker runs them one after another)
+                next_run_time=now + timedelta(microseconds=index),
+                misfire_grace_time=None,  # a late poll (after a suspend) still runs, once
+            )
+
+    def _schedule_checks(self, evaluation: Evaluation, now: datetime) -> None:
+        """Date jobs for missed checks and follow-ups, rebuilt to match the evaluation."""
+        wanted = self.timed_checks(evaluation, now)
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith(("check:", "followup:")) and job.id not in wanted:
+                job.remove()
+        for job_id, (when, account, key, what) in wanted.items():
+            job = self.scheduler.get_job(job_id)
+            if job is not None and getattr(job.trigger, "run_date", None) == when:
+                continue
+            self.scheduler.add_job(self._check_job, DateTrigger(run_date=when, timezone=UTC),
+                                   args=(account, key, what), id=job_id, name=f"{what} {account}",
+                                   replace_existing=True)
+
+    def timed_checks(self, evaluation: Evaluation, now: datetime) -> dict[str, tuple[datetime, str, str, str]]:
+        """``job id -> (when, account, occurrence key, what)`` for every future check."""
+        config = self.config
+        tz = config.user.zone
+        grace = timedelta(minutes=config.missed.grace_minutes)
+        wait = timedelta(hours=config.missed.followup_after_hours)
+        enabled = {a.name for a in config.accounts if a.enabled}
+        wanted: dict[str, tuple[datetime, str, str, str]] = {}
+        for event in evaluation.interviews:
+            if event.all_day or event.account not in enabled:
+                continue
+            start = event.span(tz)[0].astimezone(UTC)
+            check = start + grace + CHECK_SLACK
+            if check > now:
+                wanted[f"check:{event.account}:{event.occurrence_key}"] = (check, event.account, event.occurrence_key,
+                                                                          "missed check")
+        # The planner times the follow-up from the first missed-interview draft, else from the start.
+        made: dict[str, datetime] = {}
+        for record in self.store.drafts():
+            if record.kind is ActionKind.MISSED:
+                made[record.occurrence_key] = min(record.created, made.get(record.occurrence_key, record.created))
+        for key in sorted({r.occurrence_key for r in evaluation.risks if r.kind is RiskKind.MISSED}):
+            found = evaluation.by_key.get(key)
+            if found is None or found.all_day or found.account not in enabled:
+                continue
+            since = made.get(key) or found.span(tz)[0]
+            due = since.astimezone(UTC) + wait + CHECK_SLACK
+            if due > now:
+                wanted[f"followup:{found.account}:{key}"] = (due, found.account, key, "follow-up")
+        return wanted
+
+    def _remove_job(self, job_id: str) -> None:
+        if self.scheduler.get_job(job_id) is not None:
+            self.scheduler.remove_job(job_id)
+
+    # ---- health ---------------------------------------------------------------------------------
+
+    def health(self, now: datetime) -> dict[str, Any]:
+        """The health file's content (see docs/service.md)."""
+        accounts = accounts_health(self.config, self.store)
+        checks = sorted(
+            (j.next_run_time for j in self.scheduler.get_jobs()
+             if j.id.startswith(("check:", "followup:")) and j.next_run_time is not None),
+        )
+        return {
+            "version": HEALTH_VERSION,
+            "state": "running",
+            "pid": os.getpid(),
+            "salvage": __version__,
+            "started": self.started.isoformat(),
+            "updated": now.astimezone(UTC).isoformat(),
+            "dry_run": self.dry_run,
+            "state_file": str(self.config.state_path),
+            "ok": all(a["ok"] for a in accounts if a["enabled"]),
+            "accounts": accounts,
+            "live_drafts": len(self.store.drafts(states=LIVE_STATES)),
+            "scheduled_checks": len(checks),
+            "next_check": checks[0].astimezone(UTC).isoformat() if checks else None,
+        }
+
+    def _write_health(self, now: datetime) -> None:
+        try:
+            write_health(self.health_file, self.health(now))
+        except Exception as exc:  # noqa: BLE001 - monitoring must never stop the service
+            log.warning("cannot write the health file %s: %s", self.health_file, exc)
+
+    def _mark_stopped(self, now: datetime | None) -> None:
+        """Say in the health file that the service stopped on purpose."""
+        try:
+            data = self.health(now) if now is not None else (read_health(self.health_file) or {})
+            data["state"] = "stopped"
+            data["stopped"] = (now or datetime.now(UTC)).astimezone(UTC).isoformat()
+            write_health(self.health_file, data)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("cannot write the health file %s: %s", self.health_file, exc)
+
+
+# ---- the command ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _signals(service: Service) -> Iterator[None]:
+    """SIGTERM/SIGINT stop, SIGHUP reloads; the previous handlers come back afterwards."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: finishing the job in hand", signal.Signals(signum).name)
+        service.request_stop()
+
+    def reload(signum: int, frame: FrameType | None) -> None:
+        service.request_reload()
+
+    wanted: dict[int, Callable[[int, FrameType | None], None]] = {signal.SIGTERM: stop, signal.SIGINT: stop}
+    if hasattr(signal, "SIGHUP"):
+        wanted[signal.SIGHUP] = reload
+    previous = {sig: signal.signal(sig, handler) for sig, handler in wanted.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def serve(config_path: Path | None, *, dry_run: bool = False) -> int:
+    """Run the service until SIGTERM/SIGINT; 0 on a clean stop, 2 when another instance runs."""
+    config = load_config(config_path)
+    lock = InstanceLock(config.state_path)
+    try:
+        lock.acquire()
+    except LockError as exc:
+        sys.stderr.write(f"salvage: {exc}\n")
+        return 2
+    clean = True
+    try:
+        store = StateStore.open(config.state_path, check_same_thread=False)
+        service = Service(config, store, config_path=config_path, dry_run=dry_run)
+        with _signals(service):
+            service.start()
+            service.wait()
+            clean = service.shutdown()
+        service.close()
+        if clean:
+            store.close()
+    finally:
+        if clean:
+            lock.release()
+    if not clean:
+        # The worker is stuck in a remote call; its thread would keep the process alive. Every write
+        # is transactional and drafts are intent-first, so leaving now loses nothing.
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
