@@ -19,6 +19,10 @@ from email.utils import format_datetime, make_msgid
 from providers.base import Address, DraftMessage
 
 KEY_HEADER = "X-Salvage-Key"
+# Fold only beyond RFC 5322's hard limit: CPython's folder at 78 columns sometimes moves a whole
+# Subject onto a continuation line ("Subject:\r\n Request..."), which some parsers read with a
+# leading space. Our header values are capped well below 998 characters.
+_POLICY = policy.SMTP.clone(max_line_length=998)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]+")
 
 
@@ -36,7 +40,7 @@ def _address(addr: Address) -> EmailAddress:
 
 def build_message(draft: DraftMessage, *, date: datetime | None = None, unsent: bool = False) -> EmailMessage:
     """The RFC 5322 message for a draft: From/To/Subject, threading headers, X-Salvage-Key, body."""
-    msg = EmailMessage(policy=policy.SMTP)
+    msg = EmailMessage(policy=_POLICY)
     msg["From"] = _address(draft.sender)
     msg["To"] = [_address(a) for a in draft.to]
     if draft.cc:

@@ -43,3 +43,10 @@ def test_html_alternative() -> None:
     msg = build_message(draft(html="<p>Dear Jordan</p>"))
     assert msg.get_body(preferencelist=("html",)) is not None
     assert plain_body(msg).startswith("Dear Jordan")
+
+
+def test_long_subjects_survive_a_round_trip_without_a_leading_space() -> None:
+    subject = "Request to reschedule our interview: Onsite interview - Stark Industries"
+    raw = build_message(draft(subject=subject)).as_bytes()
+    assert b"Subject: Request to reschedule" in raw
+    assert BytesParser(policy=policy.default).parsebytes(raw)["Subject"] == subject
