@@ -16,6 +16,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -35,7 +36,7 @@ def seed(fake: GraphFake, count: int) -> list[str]:
     ids = []
     for i in range(count):
         start = START + timedelta(minutes=(i * 37) % (30 * 24 * 60))
-        fields: dict[str, object] = {}
+        fields: dict[str, Any] = {}
         if i % 3 == 0:
             fields["onlineMeeting"] = {"joinUrl": f"https://teams.microsoft.com/l/meetup-join/{i}",
                                        "tollNumber": "+1 206-555-0199"}

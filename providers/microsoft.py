@@ -779,6 +779,7 @@ class GraphDrafts:
         try:
             return self._post_variants(url, [
                 {"message": _message(draft, headers=True, key_property=True)},
+                {"message": _message(draft, headers=True, key_property=False)},
                 {"message": _message(draft, headers=False, key_property=True)},
             ])
         except GraphError as exc:
@@ -790,8 +791,13 @@ class GraphDrafts:
         message_id = _text(message.get("id"))
         if not message_id:
             raise ProviderError("Microsoft Graph created a reply draft without an id")
-        self.client.patch(self._message_url(message_id),
-                          {"singleValueExtendedProperties": [{"id": KEY_PROPERTY, "value": draft.key}]})
+        try:
+            self.client.patch(self._message_url(message_id),
+                              {"singleValueExtendedProperties": [{"id": KEY_PROPERTY, "value": draft.key}]})
+        except GraphError as exc:
+            # The draft exists and we hold its id: keep it rather than make a second one.
+            log.warning("%s: could not tag reply draft %s with its key (%s)", self.account.name,
+                        draft.key[:8], exc.code or exc.status)
         return message
 
     def _post_variants(self, url: str, bodies: list[dict[str, Any]]) -> dict[str, Any]:
@@ -818,7 +824,7 @@ class GraphDrafts:
             fingerprint=fingerprint(draft.text),
             thread_id=draft.thread_id,
             created=parse_instant(created) if created else None,
-            extra={"stored": stored, "kind": kind},
+            extra=_folder_extra({"stored": stored, "kind": kind}, message),
         )
 
     def _stored_fingerprint(self, message_id: str, message: dict[str, Any]) -> str:
@@ -843,7 +849,8 @@ class GraphDrafts:
         if message.get("isDraft") is False:
             return DraftFate.SENT
         folder = _text(message.get("parentFolderId"))
-        if folder and folder == self.client.folder_id("deleteditems"):
+        # Still in the folder it was created in (Drafts): no need to resolve Deleted Items' id.
+        if folder and folder != ref.extra.get("folder") and folder == self.client.folder_id("deleteditems"):
             return DraftFate.DELETED
         text = _body_text(message)
         if text is None:
@@ -875,7 +882,7 @@ class GraphDrafts:
     def find_by_key(self, key: str) -> DraftRef | None:
         """The draft in the Drafts folder whose X-Salvage-Key is ``key`` (crash recovery)."""
         url = self.client.url("/me/mailFolders/drafts/messages")
-        select = "id,subject,createdDateTime,conversationId,internetMessageHeaders"
+        select = "id,subject,createdDateTime,conversationId,parentFolderId,internetMessageHeaders"
         params = {"$select": select, "$top": "50",
                   "$expand": f"singleValueExtendedProperties($filter=id eq {_odata_string(KEY_PROPERTY)})"}
         try:
@@ -891,7 +898,7 @@ class GraphDrafts:
                 stored = fingerprint(_body_text(current) or "")
                 created = _text(item.get("createdDateTime"))
                 return DraftRef(message_id, stored, None, parse_instant(created) if created else None,
-                                {"stored": stored})
+                                _folder_extra({"stored": stored}, item))
         return None
 
     def find_thread(self, event: Event) -> ThreadInfo | None:
@@ -918,6 +925,12 @@ class GraphDrafts:
             return None
         return ThreadInfo(thread_id=_text(chosen.get("id")), message_id=_text(chosen.get("internetMessageId")) or None,
                           references=(), subject=_text(chosen.get("subject")) or None)
+
+
+def _folder_extra(extra: dict[str, str], message: dict[str, Any]) -> dict[str, str]:
+    """``extra`` plus the folder the draft was made in, when Graph said."""
+    folder = _text(message.get("parentFolderId"))
+    return {**extra, "folder": folder} if folder else extra
 
 
 def _carries_key(item: dict[str, Any], key: str) -> bool:

@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes.graph_fake import GraphFake, config_text, sign_in
@@ -23,7 +24,7 @@ def fake() -> Iterator[GraphFake]:
         yield graph
 
 
-def load(fake: GraphFake, state: Path, **microsoft: object) -> tuple[Config, AccountConfig]:
+def load(fake: GraphFake, state: Path, **microsoft: Any) -> tuple[Config, AccountConfig]:
     config = parse_config(config_text(fake, state, **microsoft))
     return config, config.accounts[0]
 

@@ -190,7 +190,7 @@ def test_events_come_out_right_whatever_zone_graph_reports(harness: Harness, fak
     events = {e.title: e for e in harness.source().fetch(WINDOW, None).events}
     call, offsite = events["Late call"], events["Offsite"]
     assert call.start == instant and call.end == instant + timedelta(minutes=45)
-    assert call.start.utcoffset() == timedelta(0)
+    assert isinstance(call.start, datetime) and call.start.utcoffset() == timedelta(0)
     assert call.timezone == "Asia/Tokyo"
     assert (offsite.start, offsite.end, offsite.all_day) == (date(2026, 11, 26), date(2026, 11, 28), True)
     assert offsite.timezone is None
@@ -485,3 +485,27 @@ def test_original_zone_names() -> None:
         if expected:
             ZoneInfo(expected)
 
+
+
+def test_empty_pages_sparse_and_unknown_fields_are_tolerated(harness: Harness, fake: GraphFake) -> None:
+    """An empty page with only a nextLink, a minimal event, unknown fields, @removed in a first round."""
+    fake.add_event("Interview", at(1), at(1, 1), organizer=RECRUITER)
+    start, end = round_range(WINDOW)
+    initial = (f"{fake.url}/v1.0/me/calendarView/delta?startDateTime={start:%Y-%m-%dT%H:%M:%SZ}"
+               f"&endDateTime={end:%Y-%m-%dT%H:%M:%SZ}")
+    bare = {"id": "AAMkbare=", "start": {"dateTime": "2026-11-26T10:00:00.0000000", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-11-26T11:00:00.0000000"}, "futureField": {"nested": [1, 2]}}
+    fake.add_fault("startDateTime=", 200, body={"value": [], "@odata.nextLink": initial + "&page=2"})
+    fake.add_fault("&page=2", 200, body={"@odata.context": "x", "value": [bare, {"id": "gone", "@removed": {}}],
+                                         "@odata.nextLink": initial + "&page=3"})
+    source = harness.source()
+    first = source.fetch(WINDOW, None)
+    assert first.complete and not first.problems and not first.removed
+    events = {e.title: e for e in first.events}
+    assert set(events) == {"Interview", ""}
+    minimal = events[""]
+    assert minimal.start == datetime(2026, 11, 26, 10, tzinfo=UTC) and minimal.end == datetime(2026, 11, 26, 11, tzinfo=UTC)
+    assert minimal.organizer is None and minimal.attendees == () and minimal.show_as is ShowAs.BUSY
+    assert deltas(fake) == 3
+    again = source.fetch(WINDOW, first.cursor)
+    assert again.unchanged

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +141,25 @@ def test_reply_without_header_support_still_carries_the_key(box: Box, fake: Grap
     ref = box.store.create(draft(thread_id=invitation))
     (stored,) = fake.drafts()
     assert stored["props"][KEY_PROPERTY] == "k" * 32 and not stored["internetMessageHeaders"]
-    assert box.store.find_by_key("k" * 32) == ref.__class__(ref.id, ref.extra["stored"], None, ref.created,
-                                                           {"stored": ref.extra["stored"]})
+    found = box.store.find_by_key("k" * 32)
+    assert found is not None and (found.id, found.fingerprint, found.created) == (ref.id, ref.extra["stored"], ref.created)
+
+
+def test_reply_without_extended_property_support_carries_the_header(box: Box, fake: GraphFake) -> None:
+    fake.reply_accepts_properties = False
+    invitation = fake.add_invitation(TITLE, JORDAN)
+    ref = box.store.create(draft(thread_id=invitation))
+    (stored,) = fake.drafts()
+    assert {"name": "X-Salvage-Key", "value": "k" * 32} in stored["internetMessageHeaders"] and not stored["props"]
+    assert fake.count("POST", "createReply") == 2 and stored["id"] == ref.id
+    assert box.store.fate(ref) is DraftFate.UNTOUCHED
+
+
+def test_the_lifecycle_check_of_a_draft_in_drafts_is_one_request(box: Box, fake: GraphFake) -> None:
+    ref = box.store.create(draft())
+    fake.reset_counts()
+    assert box.store.fate(ref) is DraftFate.UNTOUCHED
+    assert fake.count() == 1 and fake.count("GET", f"/me/messages/{ref.id}") == 1
 
 
 def test_an_invitation_gone_falls_back_to_a_new_message(box: Box, fake: GraphFake) -> None:
@@ -211,10 +229,34 @@ def test_a_503_on_create_then_success(box: Box, fake: GraphFake) -> None:
     assert len(fake.drafts()) == 1 and len(box.sleeps) == 1
 
 
-# ---- salvage run --once against the fake ------------------------------------------------------
+# ---- salvage auth / salvage run --once against the fake ----------------------------------------
+
+START = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
+HOME_ICS = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//salvage tests//EN
+BEGIN:VEVENT
+UID:dentist@home.example
+DTSTAMP:20261120T100000Z
+DTSTART:20261127T143000Z
+DTEND:20261127T153000Z
+SUMMARY:Dentist
+END:VEVENT
+{extra}END:VCALENDAR
+"""
+HOME_INTERVIEW = """BEGIN:VEVENT
+UID:globex-interview@globex.example
+DTSTAMP:20261120T100000Z
+DTSTART:20261127T150000Z
+DTEND:20261127T160000Z
+SUMMARY:Interview with Globex
+ORGANIZER;CN=Gina Recruiter:mailto:gina@globex.example
+ATTENDEE;CN=Alex Morgan;PARTSTAT=ACCEPTED:mailto:alex@example.com
+END:VEVENT
+"""
 
 
-def seed_interview(fake: GraphFake, start: datetime) -> str:
+def seed_interview(fake: GraphFake, start: datetime = START) -> str:
     event = fake.add_event(
         TITLE, start, start + timedelta(hours=1), organizer=JORDAN,
         attendees=[("Alex Morgan", "alex@example.com", "required", "accepted")],
@@ -223,53 +265,169 @@ def seed_interview(fake: GraphFake, start: datetime) -> str:
         original_zone="Eastern Standard Time",
     )
     fake.add_event("Quarterly planning", start - timedelta(minutes=30), start + timedelta(hours=1))
+    fake.add_event("Offsite", date(2026, 11, 25), date(2026, 11, 26), isAllDay=True, showAs="oof",
+                   original_zone="tzone://Microsoft/Custom")
     return event
 
 
-def test_salvage_run_once_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from daemon.cli import main
+class Cli:
+    """The real `salvage` command (daemon.cli.main) on a config whose account 'work' uses the fake."""
 
-    start = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
-    with GraphFake() as fake:
-        interview = seed_interview(fake, start)
-        invitation = fake.add_invitation(TITLE, JORDAN)
-        cfg = tmp_path / "config.yaml"
-        cfg.write_text(config_text(fake, tmp_path))
-        run = ["run", "--once", "--config", str(cfg), "--now", NOW.isoformat()]
+    def __init__(self, fake: GraphFake, state: Path, capsys: pytest.CaptureFixture[str], *, home: bool = False,
+                 **microsoft: Any) -> None:
+        self.fake = fake
+        self.capsys = capsys
+        data = json.loads(config_text(fake, state, **microsoft))
+        if home:  # a second account that has nothing to do with Microsoft
+            self.home_ics = state / "home.ics"
+            self.home_ics.write_text(HOME_ICS.format(extra=""))
+            self.home_drafts = state / "home-drafts"
+            data["accounts"].append({"name": "home", "calendar": {"type": "ics", "path": str(self.home_ics)},
+                                     "drafts": {"type": "folder", "path": str(self.home_drafts)}})
+        self.path = state / "config.yaml"
+        self.path.write_text(json.dumps(data))
 
-        assert main(["auth", "work", "--config", str(cfg), "--no-browser"]) == 0
-        assert "enter the code" in capsys.readouterr().out
-        assert (tmp_path / "work.msal.json").stat().st_mode & 0o777 == 0o600
+    def __call__(self, *args: str) -> tuple[int, str]:
+        from daemon.cli import main
 
-        assert main(run) == 0
-        (made,) = fake.drafts()
-        assert [r["emailAddress"]["address"] for r in made["toRecipients"]] == [JORDAN[1]]
-        assert made["conversationId"] == fake.messages[invitation]["conversationId"]  # a reply to the invite
-        assert fake.draft_key(made)
-        assert "Quarterly planning" not in made["body"]["content"] + made["subject"]
+        self.capsys.readouterr()
+        code = main([*args, "--config", str(self.path)])
+        captured = self.capsys.readouterr()
+        return code, captured.out + captured.err
 
-        fake.reset_counts()
-        assert main(run) == 0
-        assert [d["id"] for d in fake.drafts()] == [made["id"]]
-        assert fake.count("GET", "calendarView/delta") == 1 and fake.count("GET", "startDateTime") == 0
-        assert fake.count("POST") == fake.count("PATCH") == fake.count("DELETE") == 0
+    def auth(self) -> str:
+        code, out = self("auth", "work", "--no-browser")
+        assert code == 0, out
+        return out
 
-        # A delta reset, throttling, a 503 and a timeout in one pass: survived, nothing duplicated.
-        fake.expire_delta_tokens("410")
+    def run(self, now: datetime = NOW) -> tuple[int, str]:
+        return self("run", "--once", "--now", now.isoformat())
+
+
+@pytest.fixture
+def e2e(tmp_path: Path) -> Iterator[GraphFake]:
+    with GraphFake() as graph:
+        yield graph
+        assert graph.violations == []
+        assert not any(r.path.endswith(("/send", "/sendMail")) for r in graph.requests)
+
+
+def the_draft(fake: GraphFake) -> dict[str, Any]:
+    (made,) = fake.drafts()
+    return made
+
+
+def test_salvage_auth_and_run_once_make_a_reply_draft_then_an_idle_pass_costs_two_requests(
+    e2e: GraphFake, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = e2e
+    seed_interview(fake)
+    invitation = fake.add_invitation(TITLE, JORDAN)
+    cli = Cli(fake, tmp_path, capsys)
+    assert "enter the code" in cli.auth()
+    assert (tmp_path / "work.msal.json").stat().st_mode & 0o777 == 0o600
+
+    code, out = cli.run()
+    assert code == 0, out
+    made = the_draft(fake)
+    assert fake.count("POST", f"/me/messages/{invitation}/createReply") == 1 and fake.count("POST") == 1
+    assert made["conversationId"] == fake.messages[invitation]["conversationId"]
+    assert made["inReplyTo"] == fake.messages[invitation]["internetMessageId"]
+    assert [r["emailAddress"]["address"] for r in made["toRecipients"]] == [JORDAN[1]]
+    keys = [h["value"] for h in made["internetMessageHeaders"] or () if h["name"] == "X-Salvage-Key"]
+    assert len(keys) == 1 and len(keys[0]) >= 16
+    assert "Quarterly planning" not in made["body"]["content"] + made["subject"]
+
+    fake.reset_counts()
+    code, out = cli.run()
+    assert code == 0, out
+    assert the_draft(fake)["id"] == made["id"]
+    # The idle pass: one delta request for the one calendar, one lifecycle GET for the one live draft.
+    assert fake.count() == 2, [r.target for r in fake.requests]
+    assert fake.count("GET", "/me/calendarView/delta?$deltatoken=") == 1
+    assert fake.count("GET", f"/me/messages/{made['id']}") == 1
+
+
+@pytest.mark.parametrize("reported", ["Pacific Standard Time", "Tokyo Standard Time"])
+def test_run_once_drafts_the_same_whatever_zone_graph_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], reported: str
+) -> None:
+    bodies = []
+    for zone_name in (None, reported):
+        with GraphFake() as fake:
+            fake.report_zone = zone_name  # a Windows zone name, as when Prefer: outlook.timezone is ignored
+            seed_interview(fake)
+            state = tmp_path / (zone_name or "utc").replace(" ", "-")
+            state.mkdir()
+            cli = Cli(fake, state, capsys)
+            cli.auth()
+            code, out = cli.run()
+            assert code == 0, out
+            made = the_draft(fake)
+            bodies.append((made["subject"], made["body"]["content"]))
+            assert fake.violations == []
+    assert bodies[0] == bodies[1]
+    assert "Wednesday 25 November" not in bodies[0][1]  # the all-day out-of-office day is not offered
+
+
+FAULTS = ["410", "syncStateNotFound", "429", "503", "timeout", "lost-create", "refresh"]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_run_once_survives(e2e: GraphFake, tmp_path: Path, capsys: pytest.CaptureFixture[str], fault: str) -> None:
+    """Each fault, through `salvage run --once`: nothing lost, no duplicate draft, an idle pass afterwards."""
+    fake = e2e
+    interview = seed_interview(fake)
+    invitation = fake.add_invitation(TITLE, JORDAN)
+    cli = Cli(fake, tmp_path, capsys, home=fault == "refresh",
+              **({"timeout_seconds": 1} if fault in ("timeout", "lost-create") else {}))
+    cli.auth()
+    if fault == "lost-create":  # Outlook made the reply draft but the answer never arrived
+        fake.add_fault("/createReply", method="POST", delay_after=1.6)
+    code, out = cli.run()
+    assert code == 0, out
+    made = the_draft(fake)
+    if fault == "lost-create":
+        assert fake.count("POST", f"/me/messages/{invitation}/createReply") == 1
+        assert fake.count("GET", "/me/mailFolders/drafts/messages") >= 1  # looked for its key before retrying
+    fake.reset_counts()
+
+    fake.update_event(interview, start=START + timedelta(minutes=30), end=START + timedelta(minutes=90))
+    if fault in ("410", "syncStateNotFound"):
+        fake.expire_delta_tokens(fault)
+    elif fault == "429":
         fake.throttle("calendarView/delta", retry_after=1)
-        fake.unavailable(f"/me/messages/{made['id']}", method="GET")
-        fake.update_event(interview, start=start + timedelta(minutes=30), end=start + timedelta(minutes=90))
-        assert main(run) == 0
-        (updated,) = fake.drafts()
-        assert updated["id"] == made["id"] and updated["body"] != made["body"]
-
-        # A refresh token that stopped working: that account waits for `salvage auth`, nothing is lost.
+        fake.throttle(f"/me/messages/{made['id']}", retry_after=1, method="GET")
+    elif fault == "503":
+        fake.unavailable("calendarView/delta")
+        fake.unavailable(f"/me/messages/{made['id']}", method="PATCH")
+    elif fault == "timeout":
+        fake.add_fault("calendarView/delta", delay=1.6)
+    elif fault == "refresh":
         fake.fail_refresh = True
         fake.expire_access_tokens()
-        main(run)
-        assert "salvage auth work" in capsys.readouterr().out
+        cli.home_ics.write_text(HOME_ICS.format(extra=HOME_INTERVIEW))
+        code, out = cli.run()
+        assert "salvage auth work" in out, out
+        assert the_draft(fake) == made  # nothing touched while signed out
+        assert len(list(cli.home_drafts.glob("*.eml"))) == 1  # the other account went on
         fake.fail_refresh = False
-        assert main(["auth", "work", "--config", str(cfg), "--no-browser"]) == 0
-        assert main(run) == 0
-        assert [d["id"] for d in fake.drafts()] == [made["id"]]
-        assert fake.violations == []
+        cli.auth()
+    code, out = cli.run()
+    assert code == 0, out
+
+    expected = {"410": 410, "syncStateNotFound": 400, "429": 429, "503": 503}
+    if fault in expected:  # the fault really happened
+        assert any(r.status == expected[fault] for r in fake.requests)
+    if fault in ("410", "syncStateNotFound"):
+        assert fake.count("GET", "startDateTime=") == 1  # a new full round
+    if fault == "timeout":
+        assert fake.count("GET", "$deltatoken=") == 2  # the timed-out request, then the retry
+    updated = the_draft(fake)  # still one draft, the same one, brought up to date
+    assert updated["id"] == made["id"] and updated["body"] != made["body"]
+    assert fake.count("POST") == 0
+
+    fake.reset_counts()
+    code, out = cli.run()
+    assert code == 0, out
+    assert fake.count() == 2 and the_draft(fake)["id"] == made["id"]

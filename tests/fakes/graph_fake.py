@@ -155,6 +155,7 @@ class GraphFake:
         # mail
         self.messages: dict[str, dict[str, Any]] = {}
         self.reply_accepts_headers = True
+        self.reply_accepts_properties = True
         self.quote_replies = True
         self.deleted_delete_status = 404  # or 403 (ErrorCannotDeleteObject), as seen with immutable ids
         # bookkeeping
@@ -203,6 +204,7 @@ class GraphFake:
             self.fail_refresh = False
             self.report_zone = None
             self.reply_accepts_headers = True
+            self.reply_accepts_properties = True
             self.quote_replies = True
             self.deleted_delete_status = 404
             self.hold = 0.0
@@ -919,6 +921,8 @@ class GraphFake:
             return self._error(400, "ErrorInvalidArgument", "Specify either a comment or the message body, not both.")
         if message.get("internetMessageHeaders") and not self.reply_accepts_headers:
             return self._error(400, "ErrorInvalidProperty", "internetMessageHeaders cannot be set on createReply.")
+        if message.get("singleValueExtendedProperties") and not self.reply_accepts_properties:
+            return self._error(400, "ErrorInvalidProperty", "singleValueExtendedProperties cannot be set on createReply.")
         problem = self._validate(message)
         if problem:
             return self._error(400, "BadRequest", problem)
