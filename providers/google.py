@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from email.message import EmailMessage
-from functools import partial
+from email.utils import getaddresses
+from functools import cache, partial
 from typing import Any
 
 from daemon.config import AccountConfig, Config
@@ -97,6 +98,42 @@ def endpoints(api_endpoint: str | None) -> tuple[str | None, str | None]:
     return root + "calendar/v3/", root
 
 
+@cache
+def _http_class() -> type:
+    """``httplib2.Http`` that never re-sends a POST by itself.
+
+    httplib2 silently repeats a request, POST included, when a connection breaks before the answer
+    (meant for idle keep-alive sockets the server closed). For ``drafts.create`` that could make a
+    second draft, so a POST goes out once on a fresh connection, and a break is raised for our own
+    retry, which looks for the draft by its key before creating it again.
+    """
+    import httplib2
+
+    class OncePerPostHttp(httplib2.Http):  # type: ignore[misc]
+        def _conn_request(self, conn: Any, request_uri: str, method: str, body: Any, headers: Any) -> Any:
+            if method != "POST":
+                return super()._conn_request(conn, request_uri, method, body, headers)
+            if conn.sock is not None:
+                conn.close()  # no stale keep-alive socket: a break now is a real one
+            send = conn.request
+            sent = False
+
+            def once(*args: Any, **kwargs: Any) -> Any:
+                nonlocal sent
+                if sent:
+                    raise ConnectionAbortedError("the connection broke after the request was sent")
+                sent = True
+                return send(*args, **kwargs)
+
+            conn.request = once
+            try:
+                return super()._conn_request(conn, request_uri, method, body, headers)
+            finally:
+                del conn.request  # back to the class's method
+
+    return OncePerPostHttp
+
+
 class GoogleSession:
     """One account's authorised HTTP transport, API clients, and error mapping."""
 
@@ -122,14 +159,13 @@ class GoogleSession:
     def service(self, name: str) -> Any:
         """The ``calendar`` v3 or ``gmail`` v1 client, built from the bundled discovery document."""
         if name not in self._services:
-            import httplib2
             from google_auth_httplib2 import AuthorizedHttp
             from googleapiclient.discovery import build
 
             creds = self.keeper.credentials
             if self._http is None:
                 ca = str(self.conn.ca_bundle) if self.conn.ca_bundle else None
-                raw = httplib2.Http(timeout=self.conn.timeout_seconds, ca_certs=ca)
+                raw = _http_class()(timeout=self.conn.timeout_seconds, ca_certs=ca)
                 self._http = AuthorizedHttp(creds, http=raw)
             calendar_url, gmail_url = endpoints(self.conn.api_endpoint)
             url = calendar_url if name == "calendar" else gmail_url
@@ -520,6 +556,16 @@ def _when(value: Any, what: str, event_tz: tzinfo | None, calendar_tz: tzinfo) -
     raise ValueError(f"{what} has neither dateTime nor date")
 
 
+def _stamp(value: Any) -> datetime | None:
+    """A read-only timestamp (``created``/``updated``); None when absent or odd (e.g. year 0000)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError:
+        return None
+
+
 def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
@@ -597,8 +643,8 @@ def event_from_google(
     recurrence_id: datetime | date | None = None
     if item.get("originalStartTime"):
         recurrence_id = _when(item["originalStartTime"], "originalStartTime", event_tz, calendar_tz)
-    created = parse_instant(item["created"]) if item.get("created") else None
-    updated = parse_instant(item["updated"]) if item.get("updated") else None
+    created = _stamp(item.get("created"))
+    updated = _stamp(item.get("updated"))
 
     return Event(
         account=account,
@@ -650,6 +696,19 @@ def _headers(message: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _message_headers(message: dict[str, Any]) -> dict[str, str]:
+    """Headers of a message answer: ``payload.headers``, or parsed from ``raw`` when that is all there is."""
+    headers = _headers(message)
+    if not headers and message.get("raw"):
+        try:
+            parsed = parse_message(_b64decode(str(message["raw"])))
+        except ValueError:
+            return headers
+        for name, value in parsed.items():
+            headers.setdefault(name.lower(), str(value))
+    return headers
+
+
 def _calendar_parts(payload: dict[str, Any]) -> Iterator[str]:
     """Inline text/calendar parts of a ``format=full`` message (attachments need another call)."""
     stack = [payload]
@@ -681,6 +740,21 @@ def _payload_text(payload: dict[str, Any]) -> str:
                 return ""
         stack.extend(part.get("parts") or ())
     return ""
+
+
+def _draft_text(resp: dict[str, Any]) -> str | None:
+    """The plain-text body of a ``drafts.get`` answer (``raw`` or ``full``); None when it has neither."""
+    inner = resp.get("message") or {}
+    if not isinstance(inner, dict):
+        return None
+    if inner.get("raw"):
+        try:
+            return plain_body(parse_message(_b64decode(str(inner["raw"]))))
+        except ValueError:  # not base64url: try the parsed form instead
+            return None
+    if isinstance(inner.get("payload"), dict) and (inner["payload"].get("parts") or inner["payload"].get("body")):
+        return _payload_text(inner["payload"])
+    return None
 
 
 def _ics_has_uid(text: str, uid: str) -> bool:
@@ -817,15 +891,12 @@ class GmailDrafts:
     def fate(self, ref: DraftRef) -> DraftFate:
         """One ``drafts.get``: untouched or edited; when it is gone, sent (a SENT message) or deleted."""
         try:
-            resp = self._get_draft(ref.id, "raw")
+            body = _draft_text(self._get_draft(ref.id, "raw"))
+            if body is None:  # the server ignored format=raw and sent no content: ask for the parsed form
+                body = _draft_text(self._get_draft(ref.id, "full"))
         except _NotFound:
             return self._gone(ref)
-        inner = resp.get("message") or {}
-        if inner.get("raw"):
-            body = plain_body(parse_message(_b64decode(str(inner["raw"]))))
-        elif isinstance(inner.get("payload"), dict):  # a server that answered in `full` format
-            body = _payload_text(inner["payload"])
-        else:
+        if body is None:
             raise ProviderError(f"Gmail draft {ref.id} came back without its message")
         return DraftFate.UNTOUCHED if fingerprint(body) == ref.fingerprint else DraftFate.EDITED
 
@@ -876,28 +947,45 @@ class GmailDrafts:
                     meta = self._get_draft(draft_id, "metadata")
                 except _NotFound:
                     continue
-                if _headers(meta.get("message") or {}).get(KEY_HEADER.lower(), "").strip() == key:
-                    return self._ref_from_existing(draft_id)
+                if _message_headers(meta.get("message") or {}).get(KEY_HEADER.lower(), "").strip() == key:
+                    return self._ref_from_existing(draft_id, meta)
             page = resp.get("nextPageToken")
             if not page:
                 return None
 
-    def _ref_from_existing(self, draft_id: str) -> DraftRef | None:
+    def _ref_from_existing(self, draft_id: str, meta: dict[str, Any]) -> DraftRef | None:
+        """A ref for a draft found by its key: headers from ``meta``, the body fingerprinted afresh."""
         try:
             resp = self._get_draft(draft_id, "raw")
+            body = _draft_text(resp)
+            if body is None:
+                resp = self._get_draft(draft_id, "full")
+                body = _draft_text(resp) or ""
         except _NotFound:
             return None
         inner = resp.get("message") or {}
-        message = parse_message(_b64decode(str(inner.get("raw", ""))))
+        if not isinstance(inner, dict):
+            inner = {}
+        known = meta.get("message") or {}
+        headers = _message_headers(known)
+        stamp = inner.get("internalDate") or known.get("internalDate")
         created = None
-        if inner.get("internalDate"):
-            created = datetime.fromtimestamp(int(inner["internalDate"]) / 1000, timezone.utc)
-        extra = {"gmail_message_id": str(inner.get("id", "")), "draft_message_id": str(message["Message-ID"] or "")}
-        to = message.get("To")
-        if to and to.addresses:
-            extra["to"] = to.addresses[0].addr_spec
-        return DraftRef(id=draft_id, fingerprint=fingerprint(plain_body(message)), thread_id=inner.get("threadId"),
-                        created=created, extra=extra)
+        if stamp and str(stamp).isdigit():
+            created = datetime.fromtimestamp(int(stamp) / 1000, timezone.utc)
+        extra = {"gmail_message_id": str(inner.get("id") or known.get("id") or ""),
+                 "draft_message_id": headers.get("message-id", "").strip()}
+        if inner.get("raw") and _draft_text(resp) is not None:
+            message = parse_message(_b64decode(str(inner["raw"])))
+            extra["draft_message_id"] = str(message["Message-ID"] or "") or extra["draft_message_id"]
+            to = message.get("To")
+            if to and to.addresses:
+                extra["to"] = to.addresses[0].addr_spec
+        elif headers.get("to"):
+            found = [addr for _, addr in getaddresses([headers["to"]]) if addr]
+            if found:
+                extra["to"] = found[0]
+        return DraftRef(id=draft_id, fingerprint=fingerprint(body), thread_id=inner.get("threadId") or
+                        known.get("threadId"), created=created, extra=extra)
 
     # -- threading
 
@@ -913,6 +1001,9 @@ class GmailDrafts:
         queries = [f"from:{org.email} " + " ".join(terms)]
         if title:
             queries.append(f'"{title}" ' + " ".join(terms))
+        # Then without the filters: an invitation whose .ics is inline only, or that came before the
+        # event's `created` (an event copied or re-imported later).
+        queries.append(f"from:{org.email}")
         tried: set[str] = set()
         gmail = self._gmail
         for q in queries:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -146,8 +147,12 @@ def load_credentials(path: Path, conn: GoogleConnection, account: str) -> Creden
     except (ValueError, TypeError) as exc:
         # The message names missing fields only, never their values.
         raise AuthError(f"the Google token file {path} is incomplete ({exc}); {hint}") from None
-    # from_authorized_user_info always uses Google's endpoint; honour the configured one.
-    return creds.with_token_uri(conn.token_uri or GOOGLE_TOKEN_URI)
+    # from_authorized_user_info always uses Google's endpoint. Honour the configured one, else the
+    # file's own (we wrote it with the endpoint in force at sign-in), else Google's.
+    saved = info.get("token_uri")
+    if not (isinstance(saved, str) and re.match(r"(?i)^https?://[^/\s]+", saved)):
+        saved = None
+    return creds.with_token_uri(conn.token_uri or saved or GOOGLE_TOKEN_URI)
 
 
 # ---- the interactive flow -----------------------------------------------------------------------

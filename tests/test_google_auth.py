@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import socket
 import ssl
 import stat
 import subprocess
@@ -251,7 +252,11 @@ def test_registry_runs_google_auth_once_for_a_google_account(fake: GoogleFake, t
 def test_salvage_auth_command_end_to_end(fake: GoogleFake, tmp_path: Path, bundle: Path) -> None:
     config_path = tmp_path / "config.yaml"
     secrets_file = fake.client_secrets(tmp_path / "client_secret.json")
-    config_path.write_text(config_yaml(fake, tmp_path, ca_bundle=bundle, client_secrets=secrets_file))
+    with socket.socket() as probe:  # a fixed auth_port, as for SSH port forwarding
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config_path.write_text(config_yaml(fake, tmp_path, ca_bundle=bundle, client_secrets=secrets_file,
+                                       extra=f"      auth_port: {port}\n"))
     env = {**os.environ, "SALVAGE_STATE_DIR": str(tmp_path / "state"), "SALVAGE_CONFIG_DIR": str(tmp_path)}
     env.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
     proc = subprocess.Popen(
@@ -259,18 +264,35 @@ def test_salvage_auth_command_end_to_end(fake: GoogleFake, tmp_path: Path, bundl
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)  # type: ignore[union-attr]
+    printed: list[str] = []
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            printed.append(line)
+            lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
         url = wait_for_url(lines, fake.auth_uri, timeout=30)
+        assert parse_qs(urlsplit(url).query)["redirect_uri"] == [f"http://localhost:{port}/"]
         browser = Browser(bundle)
-        page = browser.follow(browser.consent(url))
+        location = browser.consent(url)
+        assert location.startswith(f"http://localhost:{port}/?")
+        page = browser.follow(location)
         assert "flow has completed" in page
         assert proc.wait(timeout=30) == 0, proc.stderr.read()  # type: ignore[union-attr]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    token = json.loads((tmp_path / "tokens" / "g.google.json").read_text())
+    reader.join(timeout=5)
+    path = tmp_path / "tokens" / "g.google.json"
+    token = json.loads(path.read_text())
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert set(token["scopes"]) == set(ALL_SCOPES) and token["refresh_token"] in fake.refresh_tokens
+    assert token["token_uri"] == fake.token_uri
     assert fake.count("authorize") == 1 and fake.count("token") == 1
+    output = "".join(printed)
+    assert f"ssh -L {port}:localhost:{port}" in output and str(path) in output
+    assert token["refresh_token"] not in output and token["token"] not in output

@@ -360,6 +360,17 @@ def test_a_timeout_is_retried(fake: GoogleFake, tmp_path: Path) -> None:
     assert [e.title for e in result.events] == ["A"] and len(sleeps) == 1
 
 
+def test_a_connection_reset_is_retried(fake: GoogleFake, tmp_path: Path) -> None:
+    token(fake, tmp_path, valid_access=True)
+    fake.put_event(ME, timed("A", "2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z"))
+    fake.reset("events.list", times=2)
+    sleeps = Sleeps()
+    result = source(fake, tmp_path, sleeps).fetch(WINDOW, None)
+    assert [e.title for e in result.events] == ["A"]
+    # httplib2 itself re-sends a GET once when a connection breaks; our retry (with a sleep) does the rest.
+    assert len(sleeps) <= 1 and fake.count("events.list", status=200) == 1
+
+
 def test_a_non_json_answer_and_a_bad_endpoint_are_plain_errors(fake: GoogleFake, tmp_path: Path) -> None:
     token(fake, tmp_path)
     fake.fail("events.list", 200, body=b"<html>Proxy login required</html>")
@@ -472,3 +483,76 @@ def test_tls_with_a_private_ca_bundle(tmp_path: Path) -> None:
         with pytest.raises(ProviderError, match="not trusted") as info:
             source(server, tmp_path).fetch(WINDOW, None)  # no ca_bundle: the private CA is unknown
         assert not isinstance(info.value, TransientError)
+
+
+# ---- answers shaped differently from our fake's (another server, or Google on another day) --------
+
+
+def test_sparse_answers_are_read_as_documented(fake: GoogleFake, tmp_path: Path) -> None:
+    token(fake, tmp_path, valid_access=True)
+    minimal = {"id": "m1", "start": {"dateTime": "2026-12-01T09:00:00Z"}, "end": {"dateTime": "2026-12-01T10:00:00Z"},
+               "created": "0000-12-29T00:00:00.000Z", "someNewField": {"x": [1]}}
+    # A first page with no items and no timeZone; the sync token only on the last page.
+    fake.fail("events.list", 200, body=json.dumps({"kind": "calendar#events", "nextPageToken": "p2"}).encode())
+    fake.fail("events.list", 200, body=json.dumps({"items": [minimal], "nextSyncToken": "s1"}).encode())
+    src = source(fake, tmp_path)
+
+    first = src.fetch(WINDOW, None)
+
+    (event,) = first.events
+    assert event.source_id == "primary/m1" and event.title == "(no title)" and event.created is None
+    assert event.self_response is Response.ACCEPTED and not first.problems
+    full, second = (r.query for r in fake.requests)
+    assert "pageToken" not in full and second["pageToken"] == ["p2"]
+    assert {k: v for k, v in second.items() if k != "pageToken"} == full  # same query on every page
+
+    # A delta holding only the id of a deleted event, then an empty delta without `items`.
+    fake.fail("events.list", 200, body=json.dumps({"items": [{"id": "m1", "status": "cancelled"}],
+                                                   "nextSyncToken": "s2"}).encode())
+    fake.fail("events.list", 200, body=json.dumps({"nextSyncToken": "s3"}).encode())
+    delta = src.fetch(WINDOW, first.cursor)
+    idle = src.fetch(WINDOW, delta.cursor)
+
+    assert delta.removed == ("primary/m1",) and not delta.events and not delta.complete
+    assert idle.unchanged
+    syncs = [r.query for r in fake.requests[2:]]
+    assert [q["syncToken"] for q in syncs] == [["s1"], ["s2"]]
+    forbidden = {"timeMin", "timeMax", "orderBy", "q", "iCalUID", "updatedMin", "showDeleted",
+                 "privateExtendedProperty", "sharedExtendedProperty"}
+    assert all(not forbidden & set(q) and q["singleEvents"] == ["true"] for q in syncs)
+
+
+@pytest.mark.parametrize("body", [
+    b'{"error": {"code": 410, "message": "Gone"}}',  # no errors[] / reason
+    b'{"error": {"code": 410, "message": "Sync token is no longer valid, a full sync is required.", '
+    b'"errors": [{"domain": "calendar", "reason": "fullSyncRequired", "message": "Sync token is no longer '
+    b'valid, a full sync is required."}], "status": "GONE"}}',
+    b"<html>410 Gone</html>",
+])
+def test_any_410_on_a_sync_token_means_full_sync(fake: GoogleFake, tmp_path: Path, body: bytes) -> None:
+    token(fake, tmp_path, valid_access=True)
+    fake.put_event(ME, timed("A", "2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z"))
+    src = source(fake, tmp_path)
+    first = src.fetch(WINDOW, None)
+    fake.fail("events.list", 410, body=body)
+    again = src.fetch(WINDOW, first.cursor)
+    assert again.complete and [e.title for e in again.events] == ["A"]
+    assert "syncToken" in fake.requests[-2].query and "timeMin" in fake.requests[-1].query
+
+
+def test_an_html_404_for_a_calendar_is_a_plain_error(fake: GoogleFake, tmp_path: Path) -> None:
+    token(fake, tmp_path, valid_access=True)
+    fake.fail("events.list", 404, body=b"<html>Not Found</html>")
+    with pytest.raises(ProviderError, match="was not found") as info:
+        source(fake, tmp_path).fetch(WINDOW, None)
+    assert not isinstance(info.value, TransientError)
+
+
+def test_token_uri_falls_back_to_the_files_own_when_not_configured(fake: GoogleFake, tmp_path: Path) -> None:
+    path = token(fake, tmp_path)
+    info = json.loads(path.read_text())
+    info["token_uri"] = fake.token_uri
+    path.write_text(json.dumps(info))
+    text = config_yaml(fake, tmp_path).replace(f"      token_uri: {fake.token_uri}\n", "")
+    src = GoogleCalendarSource(parse_config(text).accounts[0], sleep=Sleeps())
+    assert src.fetch(WINDOW, None).complete and fake.count("token") == 1

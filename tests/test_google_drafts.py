@@ -241,12 +241,59 @@ def test_create_timeout_after_gmail_acted_makes_no_duplicate(fake: GoogleFake, t
     assert fake.draft_message(ref.id).parsed[KEY_HEADER] == "k-slow"
 
 
+def test_create_after_a_connection_reset_makes_one_draft(fake: GoogleFake, tmp_path: Path) -> None:
+    box = mailbox(fake, tmp_path)
+    fake.reset("drafts.create")
+    ref = box.create(message())
+    assert list(fake.drafts) == [ref.id] and fake.count("drafts.create") == 2 and fake.count("drafts.list") == 1
+
+
 def test_create_500_before_gmail_acted_is_resent(fake: GoogleFake, tmp_path: Path) -> None:
     box = mailbox(fake, tmp_path)
     fake.fail("drafts.create", 500)
     ref = box.create(message())
     assert len(fake.drafts) == 1 and fake.count("drafts.create") == 2 and fake.count("drafts.list") == 1
     assert ref.id in fake.drafts
+
+
+def test_fate_asks_again_when_the_answer_carries_no_message(fake: GoogleFake, tmp_path: Path) -> None:
+    box = mailbox(fake, tmp_path)
+    ref = box.create(message())
+    fake.reset_counts()
+    fake.fail("drafts.get", 200, body=json.dumps({"id": ref.id, "message": {"id": "m", "threadId": "t"}}).encode())
+    assert box.fate(ref) is DraftFate.UNTOUCHED
+    assert [r.query["format"] for r in fake.requests] == [["raw"], ["full"]]
+
+
+def test_an_html_404_for_a_draft_means_gone(fake: GoogleFake, tmp_path: Path) -> None:
+    box = mailbox(fake, tmp_path)
+    ref = box.create(message())
+    fake.fail("drafts.get", 404, body=b"<html>Not Found</html>")
+    assert box.fate(ref) is DraftFate.DELETED  # its thread holds no SENT message
+
+
+def test_invitation_without_an_ics_attachment_or_older_than_the_event(fake: GoogleFake, tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    mail = EmailMessage()
+    mail["From"] = f"Rita Recruiter <{RECRUITER}>"
+    mail["To"] = ME
+    mail["Subject"] = "Technical interview on 1 December"
+    mail["Message-ID"] = "<plain@acme.example>"
+    mail.set_content("Looking forward to it.")
+    old = int(datetime(2026, 10, 1, tzinfo=UTC).timestamp() * 1000)
+    invite = fake.add_message(mail.as_bytes(), internal_date=old)
+    thread = mailbox(fake, tmp_path).find_thread(interview())
+    assert thread is not None and thread.thread_id == invite.thread_id and thread.message_id == "<plain@acme.example>"
+
+
+def test_find_by_key_reads_headers_from_raw_when_metadata_has_none(fake: GoogleFake, tmp_path: Path) -> None:
+    box = mailbox(fake, tmp_path)
+    ref = box.create(message(key="k-raw"))
+    fake.fail("drafts.get", 200, body=json.dumps(fake._draft_json(ref.id, "raw")).encode())
+    found = box.find_by_key("k-raw")
+    assert found is not None and found.id == ref.id and found.fingerprint == ref.fingerprint
+    assert found.extra.get("to") == RECRUITER
 
 
 # ---- the whole pipeline: `salvage run --once` against the fake -----------------------------------
@@ -307,7 +354,8 @@ def test_salvage_run_once_end_to_end(fake: GoogleFake, tmp_path: Path, monkeypat
     assert parsed["From"] == f"Alex Morgan <{ME}>"
     assert parsed[KEY_HEADER] == draft_key("g", "iv1@acme.example", ActionKind.RESCHEDULE)
     body = plain_body(parsed)
-    assert "reschedule" in body and "Dentist" not in body
+    assert "reschedule" in body and "Dentist" not in body  # the clash's other event stays private
+    assert "Jordan" in body and "25 November" in body and "14:00" in body and "Alex Morgan" in body
     wayne = drafts["Lucius Fox <lucius.fox@wayne.example>"]
     assert wayne.thread_id != invite.thread_id and wayne.parsed["In-Reply-To"] is None
     assert "link" in plain_body(wayne.parsed)
@@ -322,6 +370,11 @@ def test_salvage_run_once_end_to_end(fake: GoogleFake, tmp_path: Path, monkeypat
     # 410 on the sync token, a 429 burst with Retry-After, a 500 and a timeout: survived, nothing lost.
     config.write_text(config_yaml(fake, tmp_path, email=ME, timeout=0.5))
     fake.expire_sync_tokens()
+    fake.put_event(ME, {  # booked meanwhile: must not be lost with the expired token
+        "id": "iv3", "summary": "Video interview - Globex", "start": {"dateTime": "2026-11-25T10:00:00Z"},
+        "end": {"dateTime": "2026-11-25T10:45:00Z"}, "organizer": {"email": "talent@globex.example"},
+        "attendees": [{"email": ME, "self": True, "responseStatus": "accepted"},
+                      {"email": "talent@globex.example", "organizer": True, "responseStatus": "accepted"}]})
     fake.fail("events.list", 429, retry_after="1", times=2)
     fake.fail("drafts.get", 500)
     fake.delay("drafts.get", 1.0)
@@ -329,7 +382,13 @@ def test_salvage_run_once_end_to_end(fake: GoogleFake, tmp_path: Path, monkeypat
     assert main(run) == 0
     assert fake.count("events.list", status=410) == 1 and fake.count("events.list", status=200) == 1
     assert sleeps[:2] == [1.0, 1.0] and len(sleeps) == 4
-    assert snapshot(fake) == first
+    # The two drafts keep their ids (the reschedule one may be rewritten in place: its free slots
+    # changed); the new interview got exactly one new draft.
+    (globex,) = set(fake.drafts) - set(first)
+    assert set(first) < set(fake.drafts) and len(fake.drafts) == 3
+    assert str(fake.draft_message(globex).parsed["To"]) == "talent@globex.example"
+    assert fake.count("drafts.create") == 1
+    first = snapshot(fake)
     with StateStore.open(tmp_path / "state.sqlite3") as store:
         status = store.account_status("g")
         assert status is not None and status.error is None
@@ -350,3 +409,90 @@ def test_salvage_run_once_end_to_end(fake: GoogleFake, tmp_path: Path, monkeypat
     with StateStore.open(tmp_path / "state.sqlite3") as store:
         status = store.account_status("g")
         assert status is not None and not status.needs_auth and status.error is None
+
+
+def test_salvage_run_once_survives_create_faults_without_duplicates(
+    fake: GoogleFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from daemon.cli import main
+    from daemon.model import DraftState
+    from daemon.state import StateStore
+
+    sleeps = Sleeps()
+    monkeypatch.setattr("providers.google._default_sleep", sleeps)
+    seed_interviews(fake)
+    fake.token_file(tmp_path / "tokens" / "g.google.json")
+    config = tmp_path / "config.yaml"
+    config.write_text(config_yaml(fake, tmp_path, email=ME, timeout=0.5))
+    run = ["run", "--once", "--config", str(config), "--now", NOW]
+    # drafts.create: a 429 burst with Retry-After (refused), a 500 (refused before Gmail acted), then
+    # a timeout after Gmail made the draft. Each must end as exactly one draft per action.
+    fake.fail("drafts.create", 429, retry_after="2", times=2)
+    fake.fail("drafts.create", 500)
+    fake.delay("drafts.create", 1.2)
+
+    assert main(run) == 0
+
+    # 4 tries for the first draft (the slow one acted: found by its key, not re-sent), 1 for the second
+    assert fake.count("drafts.create") == 5 and fake.count("drafts.list") == 2
+    assert sleeps[:2] == [2.0, 2.0] and len(sleeps) == 4
+    keys = sorted(str(fake.draft_message(d).parsed[KEY_HEADER]) for d in fake.drafts)
+    assert len(keys) == 2 and len(set(keys)) == 2
+    with StateStore.open(tmp_path / "state.sqlite3") as store:
+        live = store.drafts(states=(DraftState.UNTOUCHED,))
+        assert sorted(r.key for r in live) == keys and {r.ref.id for r in live if r.ref} == set(fake.drafts)
+    first = snapshot(fake)
+
+    fake.reset_counts()
+    assert main(run) == 0
+    assert sorted(fake.routes_called()) == ["drafts.get", "drafts.get", "events.list"]
+    assert snapshot(fake) == first
+
+
+def test_invalid_grant_stops_only_that_account(fake: GoogleFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from daemon.cli import main
+
+    monkeypatch.setattr("providers.google._default_sleep", Sleeps())
+    seed_interviews(fake)
+    fake.token_file(tmp_path / "tokens" / "g.google.json")
+    ics = tmp_path / "other.ics"
+    folder = tmp_path / "folder-drafts"
+    ics.write_text(ics_calendar([]))
+    other = (f"  - name: other\n    calendar: {{type: ics, path: {ics}}}\n"
+             f"    drafts: {{type: folder, path: {folder}}}\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(config_yaml(fake, tmp_path, email=ME, extra=other))
+    run = ["run", "--once", "--config", str(config), "--now", NOW]
+    assert main(run) == 0
+    first = snapshot(fake)
+    assert len(first) == 2 and not list(folder.glob("*.eml"))
+
+    fake.revoke_all()
+    # While Google refuses the grant, the other account keeps working: a new interview there is drafted.
+    ics.write_text(ics_calendar([ics_interview()]))
+    capsys.readouterr()
+    main(run)
+    main(run)
+    logged = capsys.readouterr().err
+    assert logged.count("needs `salvage auth g`") == 1  # logged once, not at every pass
+    assert "invalid_grant" in logged and "1//rt-" not in logged  # the refresh token itself is never shown
+    assert len(list(folder.glob("*.eml"))) == 1
+    assert snapshot(fake) == first and fake.count("drafts.create") == 2
+    assert main(["status", "--config", str(config), "--now", NOW, "--format", "json"]) == 0
+    shown = {a["name"]: a for a in json.loads(capsys.readouterr().out)["accounts"]}
+    assert shown["g"]["needs_auth"] and "salvage auth g" in shown["g"]["error"]
+    assert shown["other"]["ok"] and not shown["other"]["needs_auth"]
+    assert main(["status", "--config", str(config), "--now", NOW, "--exit-code"]) == 1
+
+
+def ics_interview() -> str:
+    return ("BEGIN:VEVENT\r\nUID:initech-1@initech.example\r\nDTSTAMP:20261120T120000Z\r\n"
+            "DTSTART:20261125T100000Z\r\nDTEND:20261125T104500Z\r\nSUMMARY:Video interview - Initech\r\n"
+            "ORGANIZER;CN=Bill Lumbergh:mailto:bill@initech.example\r\n"
+            "ATTENDEE;CN=Bill Lumbergh;PARTSTAT=ACCEPTED:mailto:bill@initech.example\r\n"
+            f"ATTENDEE;CN=Alex Morgan;PARTSTAT=ACCEPTED:mailto:{ME}\r\nEND:VEVENT\r\n")
+
+
+def ics_calendar(events: list[str]) -> str:
+    return "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" + "".join(events) + "END:VCALENDAR\r\n"

@@ -10,8 +10,9 @@ rejected with 400), per-method OAuth scopes (403 ``insufficientPermissions``), G
 (authorization code with PKCE S256, refresh tokens, ``invalid_grant``).
 
 State is in memory and seeded by the test; every request is recorded (see :meth:`GoogleFake.count`),
-and faults can be queued per route: an HTTP error with an optional Retry-After, or a delay before the
-(already processed) answer is written, to provoke client timeouts. Standard library only.
+and faults can be queued per route: an HTTP error with an optional Retry-After, a connection reset
+(TCP RST, nothing processed), or a delay before the (already processed) answer is written, to provoke
+client timeouts. Standard library only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import hashlib
 import json
 import re
 import secrets
+import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Iterable
@@ -242,6 +245,7 @@ class Fault:
     message: str = ""
     retry_after: str | None = None
     delay: float = 0.0
+    reset: bool = False  # drop the connection (TCP RST) instead of answering
     body: bytes | None = None  # answer with this body (and ``status``) instead of an error JSON
 
 
@@ -367,6 +371,11 @@ class GoogleFake:
             self.faults.append(Fault(route, times, status=status, reason=reason, message=message,
                                      retry_after=retry_after, body=body))
 
+    def reset(self, route: str, *, times: int = 1) -> None:
+        """Reset the connection (TCP RST, no answer) for the next ``times`` requests to ``route``, unprocessed."""
+        with self.lock:
+            self.faults.append(Fault(route, times, reset=True))
+
     def delay(self, route: str, seconds: float, *, times: int = 1) -> None:
         """Process the next ``times`` requests to ``route`` normally but answer only after ``seconds``."""
         with self.lock:
@@ -459,10 +468,10 @@ class GoogleFake:
             for cal in self.calendars.values():
                 if cal.primary:
                     return cal
-        cal = self.calendars.get(calendar_id)
-        if cal is None or cal.deleted:
+        found = self.calendars.get(calendar_id)
+        if found is None or found.deleted:
             raise ApiError(404, "Not Found", "notFound")
-        return cal
+        return found
 
     def put_event(self, calendar_id: str, event: dict[str, Any]) -> dict[str, Any]:
         """Insert or replace an event (an instance when it has ``recurringEventId``)."""
@@ -490,7 +499,8 @@ class GoogleFake:
         with self.lock:
             cal = self._calendar(calendar_id)
             old = cal.events[event_id]
-            keep = {k: old[k] for k in ("id", "recurringEventId", "originalStartTime", "iCalUID") if k in old}
+            keep: dict[str, Any] = {k: old[k] for k in ("id", "recurringEventId", "originalStartTime", "iCalUID")
+                                    if k in old}
             self.change += 1
             cal.events[event_id] = {"kind": "calendar#event", "etag": f'"{self.change}"', "status": "cancelled",
                                     **keep}
@@ -583,6 +593,8 @@ class GoogleFake:
             self.requests.append(record)
         fault = self._take_fault(record.route)
         delay = fault.delay if fault is not None else 0.0
+        if fault is not None and fault.reset:
+            return 0, {}, b"", 0.0  # status 0: the handler resets the connection
         try:
             if fault is not None and fault.body is not None:
                 record.status = fault.status
@@ -733,7 +745,7 @@ class GoogleFake:
                 continue
             if cal.hidden and not p.get("showHidden"):
                 continue
-            entry = {"kind": "calendar#calendarListEntry", "etag": '"1"', "id": cal.id, "summary": cal.summary,
+            entry: dict[str, Any] = {"kind": "calendar#calendarListEntry", "etag": '"1"', "id": cal.id, "summary": cal.summary,
                      "timeZone": cal.time_zone, "accessRole": cal.access_role, "defaultReminders": []}
             if cal.primary:
                 entry["primary"] = True
@@ -1027,7 +1039,8 @@ def _payload(part: Message, part_id: str) -> dict[str, Any]:
         out["parts"] = [_payload(sub, f"{part_id}.{i}".lstrip(".")) for i, sub in
                         enumerate(part.get_payload())]  # type: ignore[union-attr]
     else:
-        data = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
         if part.get_filename():
             out["body"] = {"attachmentId": "att-" + hashlib.sha1(data).hexdigest(), "size": len(data)}
         else:
@@ -1045,8 +1058,9 @@ def _search(msg: FakeMessage, q: str) -> bool:
     text_parts = []
     filenames = []
     for part in parsed.walk():
-        if part.get_filename():
-            filenames.append(part.get_filename().lower())
+        name = part.get_filename()
+        if name:
+            filenames.append(name.lower())
         elif part.get_content_maintype() == "text" and not part.is_multipart():
             payload = part.get_payload(decode=True)
             text_parts.append(payload.decode("utf-8", "replace") if isinstance(payload, bytes) else "")
@@ -1120,6 +1134,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         status, headers, out, delay = self.server.fake.handle(self.command, self.path, self.headers, body)
+        if status == 0:
+            # SO_LINGER 0: close() sends a TCP RST, as a crashed proxy or load balancer would.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
         if delay:
             time.sleep(delay)
         try:
