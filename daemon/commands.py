@@ -116,7 +116,7 @@ def _escape(text: str) -> str:
 def print_polls(report: PassReport, out: Console) -> None:
     for poll in report.polls:
         if not poll.ok:
-            hint = f" — run `salvage auth {poll.account}`" if poll.needs_auth else ""
+            hint = f" — run `salvage auth {poll.account}`" if poll.needs_auth and "salvage auth" not in poll.message else ""
             out.print(f"[red]account {poll.account}: {_escape(poll.message)}{hint}[/]")
         for problem in poll.problems:
             out.print(f"[yellow]account {poll.account}: {_escape(problem)}[/]")
