@@ -472,8 +472,8 @@ def test_invalid_grant_stops_only_that_account(fake: GoogleFake, tmp_path: Path,
     # While Google refuses the grant, the other account keeps working: a new interview there is drafted.
     ics.write_text(ics_calendar([ics_interview()]))
     capsys.readouterr()
-    main(run)
-    main(run)
+    assert main(run) == 1  # one account failed; the other was still served
+    assert main(run) == 1
     logged = capsys.readouterr().err
     assert logged.count("needs `salvage auth g`") == 1  # logged once, not at every pass
     assert "invalid_grant" in logged and "1//rt-" not in logged  # the refresh token itself is never shown
