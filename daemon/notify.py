@@ -1,24 +1,32 @@
 """The optional "call them first" notification: runs the configured command, never a shell.
 
 ``notify.command`` is an argv list; ``{message}`` and ``{phone}`` are replaced inside each argument
-(plain text replacement, so other braces are left alone). A missing program, a non-zero exit or a
-timeout is logged and otherwise ignored: a notification is a nicety, the draft is what matters.
+(one pass of plain text replacement: other braces are left alone, and a ``{phone}`` inside the
+message stays literal). The substituted text is never parsed by a shell, so ``$(...)``, ``;`` or
+quotes in an event title reach the program as ordinary characters. A missing program, a non-zero
+exit or a timeout is logged and otherwise ignored: a notification is a nicety, the draft is what
+matters.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import signal
 import subprocess
 from collections.abc import Sequence
 
 log = logging.getLogger("salvage.notify")
 
 TIMEOUT_SECONDS = 10.0
+_PLACEHOLDER = re.compile(r"\{(message|phone)\}")
 
 
 def expand(command: Sequence[str], message: str, phone: str | None) -> list[str]:
-    """The argv with the placeholders of each argument replaced."""
-    return [arg.replace("{message}", message).replace("{phone}", phone or "") for arg in command]
+    """The argv with the placeholders of each argument replaced (one argument stays one argument)."""
+    values = {"message": message, "phone": phone or ""}
+    return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in command]
 
 
 def notify(command: Sequence[str] | None, message: str, phone: str | None = None, *,
@@ -29,20 +37,17 @@ def notify(command: Sequence[str] | None, message: str, phone: str | None = None
     argv = expand(command, message, phone)
     program = argv[0]
     try:
-        done = subprocess.run(
+        # Its own session, so a timeout can stop the whole group (e.g. a script and its curl).
+        proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            timeout=timeout,
-            check=False,
             shell=False,
+            start_new_session=True,
         )
     except FileNotFoundError:
         log.warning("notify: command %r not found (check notify.command in the config)", program)
-        return False
-    except subprocess.TimeoutExpired:
-        log.warning("notify: %r did not finish within %.0fs; gave up on it", program, timeout)
         return False
     except OSError as exc:
         log.warning("notify: cannot run %r: %s", program, exc.strerror or exc)
@@ -50,10 +55,38 @@ def notify(command: Sequence[str] | None, message: str, phone: str | None = None
     except Exception as exc:  # noqa: BLE001 - a notification must never break a pass
         log.warning("notify: %r failed: %s: %s", program, type(exc).__name__, exc)
         return False
-    if done.returncode != 0:
-        tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] if done.stderr else []
-        log.warning("notify: %r exited with status %d%s", program, done.returncode,
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        log.warning("notify: %r did not finish within %.0fs; stopped it", program, timeout)
+        return False
+    except Exception as exc:  # noqa: BLE001
+        _kill(proc)
+        log.warning("notify: %r failed: %s: %s", program, type(exc).__name__, exc)
+        return False
+    if proc.returncode != 0:
+        tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] if stderr else []
+        log.warning("notify: %r exited with status %d%s", program, proc.returncode,
                     f": {tail[0][:200]}" if tail else "")
         return False
     log.info("notify: sent via %s", program)
     return True
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the command and everything it started; reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
+    try:
+        proc.communicate(timeout=2)
+    except (subprocess.TimeoutExpired, OSError, ValueError):
+        # something it started escaped the group and holds the pipe: stop reading, reap the child
+        if proc.stderr is not None:
+            proc.stderr.close()
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass

@@ -23,7 +23,7 @@ from rich.table import Table
 from daemon.cli import config_from, dump_json, parse_now
 from daemon.config import AccountConfig, Config
 from daemon.lock import pid_alive
-from daemon.model import DraftState, RiskKind
+from daemon.model import DraftState, RiskKind, utc_now
 from daemon.state import LIVE_STATES, AccountStatus, DraftRecord, StateStore
 
 HEALTH_FILE = "health.json"
@@ -148,7 +148,8 @@ def status_command(args: argparse.Namespace, out: Console) -> int:
     config = config_from(args)
     now = parse_now(getattr(args, "now", None))
     tz = config.user.zone
-    service = service_state(read_health(health_path(config)), now)
+    # --now moves the calendar view only; whether the service is alive is a question about today
+    service = service_state(read_health(health_path(config)), utc_now())
     accounts: list[dict[str, Any]]
     drafts: list[DraftRecord] = []
     evaluation = None
@@ -156,7 +157,8 @@ def status_command(args: argparse.Namespace, out: Console) -> int:
     if config.state_path.exists():
         with StateStore.open(config.state_path) as store:
             accounts = accounts_health(config, store)
-            drafts = store.drafts(states=LIVE_STATES)
+            drafts = sorted(store.drafts(states=LIVE_STATES),
+                            key=lambda d: (d.event_start or d.created, d.account, d.kind.value))
             evaluation, evaluation_error = _evaluate(config, store, now)
     else:
         accounts = [account_json(a, None) for a in config.accounts]
@@ -204,7 +206,10 @@ def status_command(args: argparse.Namespace, out: Console) -> int:
 def _evaluate(config: Config, store: StateStore, now: datetime) -> tuple[Any, str | None]:
     from daemon.pipeline import Engine
 
-    engine = Engine(config, store)
+    try:
+        engine = Engine(config, store)
+    except Exception as exc:  # noqa: BLE001 - e.g. an unusable templates_dir; still show the rest
+        return None, f"{type(exc).__name__}: {exc}"
     try:
         return engine.evaluate(now), None
     except Exception as exc:  # noqa: BLE001 - status must still show accounts and drafts

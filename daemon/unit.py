@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import plistlib
+import shlex
 import sys
 from pathlib import Path
 
@@ -56,12 +57,20 @@ def systemd_dir() -> Path:
     return root / "systemd" / "user"
 
 
-def _systemd_quote(arg: str) -> str:
-    """One ExecStart/Environment word: specifiers (%) and variables ($) escaped, quoted if needed."""
-    text = arg.replace("%", "%%").replace("$", "$$")
+def _systemd_quote(arg: str, *, command: bool = True) -> str:
+    """One ExecStart (``command``) or Environment word, as systemd will split and unescape it.
+
+    ``%`` starts a specifier everywhere and is doubled; ``$`` is expanded only on command lines, so
+    it is doubled there. A word with blanks, quotes, backslashes or ``;`` is double-quoted with
+    C-style escapes.
+    """
+    text = arg.replace("%", "%%")
+    if command:
+        text = text.replace("$", "$$")
     if text and not any(c.isspace() or c in "\"'\\;" for c in text):
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return '"' + escaped + '"'
 
 
 def systemd_unit(argv: list[str], env: dict[str, str]) -> str:
@@ -77,10 +86,15 @@ def systemd_unit(argv: list[str], env: dict[str, str]) -> str:
         "ExecReload=/bin/kill -HUP $MAINPID",
         "Restart=on-failure",
         "RestartSec=30",
+        # 2 is a bad config or another instance on the same state: restarting cannot help
+        "RestartPreventExitStatus=2",
         "TimeoutStopSec=30",
+        # stderr goes to the journal; log lines carry no timestamp of their own there
+        "StandardError=journal",
+        "SyslogIdentifier=salvage",
         "Environment=PYTHONUNBUFFERED=1",
     ]
-    lines += [f"Environment={_systemd_quote(f'{k}={v}')}" for k, v in sorted(env.items())]
+    lines += [f"Environment={_systemd_quote(f'{k}={v}', command=False)}" for k, v in sorted(env.items())]
     lines += ["", "[Install]", "WantedBy=default.target", ""]
     return "\n".join(lines)
 
@@ -104,7 +118,8 @@ def launchd_plist(argv: list[str], env: dict[str, str]) -> bytes:
         "ProcessType": "Background",
         "StandardErrorPath": log,
         "StandardOutPath": log,
-        "EnvironmentVariables": {"PYTHONUNBUFFERED": "1", **env},
+        # launchd starts agents with a bare PATH; keep the installer's, so notify.command is found
+        "EnvironmentVariables": {"PYTHONUNBUFFERED": "1", "PATH": os.environ.get("PATH", os.defpath), **env},
     }
     return plistlib.dumps(data, fmt=plistlib.FMT_XML)
 
@@ -131,18 +146,27 @@ def _install(args: argparse.Namespace, out: Console) -> int:
         sys.stdout.write(payload.decode())
         sys.stdout.flush()
         return 0
+    existed = target.exists()
     target.parent.mkdir(parents=True, exist_ok=True)
+    if mac:
+        (Path.home() / "Library" / "Logs").mkdir(parents=True, exist_ok=True)  # launchd will not create it
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_bytes(payload)
     os.replace(tmp, target)
-    out.print(f"Wrote {target}", markup=False)
+    out.print(f"{'Updated' if existed else 'Wrote'} {target}", markup=False)
+    out.print(f"It runs: {shlex.join(argv)}", markup=False)
     if mac:
         out.print("Start it now and at every login with:", markup=False)
+        if existed:
+            out.print(f"  launchctl bootout gui/$(id -u)/{LAUNCHD_LABEL}   (first unload the old one)", markup=False)
         out.print(f"  launchctl bootstrap gui/$(id -u) {target}", markup=False)
         out.print(f"Logs: {Path.home() / 'Library' / 'Logs' / 'salvage.log'}", markup=False)
     else:
         out.print("Start it now and at every login with:", markup=False)
         out.print(f"  systemctl --user daemon-reload && systemctl --user enable --now {UNIT_NAME}", markup=False)
+        if existed:
+            out.print(f"It was already installed: `systemctl --user restart {UNIT_NAME}` picks up the change.",
+                      markup=False)
         out.print("Keep it running while you are logged out:  loginctl enable-linger $USER", markup=False)
         out.print(f"Logs: journalctl --user -u {UNIT_NAME} -f    Reload the config: "
                   f"systemctl --user reload {UNIT_NAME}", markup=False)
