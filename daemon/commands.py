@@ -185,7 +185,10 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
 
         return serve(args.config, dry_run=args.dry_run)
     now = parse_now(args.now)
-    with open_state(config) as store:
+    from daemon.lock import InstanceLock
+
+    # Drafts are written by one process per state at a time: a running service refuses this pass.
+    with InstanceLock(config.state_path), open_state(config) as store:
         engine = Engine(config, store)
         try:
             report = engine.run_once(now, dry_run=args.dry_run)
@@ -271,6 +274,8 @@ def _one_event(evaluation: Evaluation, query: str) -> Event:
 
 
 def cmd_missed(args: argparse.Namespace, out: Console) -> int:
+    from daemon.lock import InstanceLock, LockError, holder
+
     config = config_from(args)
     now = parse_now(args.now)
     with open_state(config) as store:
@@ -287,7 +292,17 @@ def cmd_missed(args: argparse.Namespace, out: Console) -> int:
             if args.no_draft:
                 out.print("A missed-interview draft will be made at the next pass.")
                 return 0
-            report = engine.run_once(now, accounts=[event.account])
+            try:
+                lock = InstanceLock(config.state_path).acquire()
+            except LockError:
+                pid = holder(config.state_path)
+                who = f" (pid {pid})" if pid else ""
+                out.print(f"The running salvage service{who} will write the missed-interview draft at its next poll.")
+                return 0
+            try:
+                report = engine.run_once(now, accounts=[event.account])
+            finally:
+                lock.release()
         finally:
             engine.close()
     print_polls(report, out)

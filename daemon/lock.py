@@ -32,7 +32,9 @@ class InstanceLock:
         self._fd: int | None = None
 
     def acquire(self) -> InstanceLock:
-        """Take the lock or raise :class:`LockError` naming the holder's pid."""
+        """Take the lock (a no-op if this object holds it) or raise :class:`LockError` naming the holder."""
+        if self._fd is not None:
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -88,6 +88,31 @@ def test_a_second_run_is_refused_with_the_holders_pid(config: Path, held: subpro
         InstanceLock(state_of(config)).acquire()
 
 
+def test_a_one_off_pass_is_refused_while_the_service_runs(config: Path, held: subprocess.Popen[str],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--once", "--config", str(config)]) == 2
+    assert f"pid {held.pid}" in capsys.readouterr().err
+    assert not (config.parent / "drafts").exists()
+
+
+def test_missed_while_the_service_runs_leaves_the_draft_to_it(config: Path, held: subprocess.Popen[str],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (config.parent / "cal.ics").write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:i1@acme.example\r\n"
+        "DTSTAMP:20261120T090000Z\r\nDTSTART:20261124T090000Z\r\nDTEND:20261124T093000Z\r\n"
+        "SUMMARY:Phone interview - Acme\r\nORGANIZER;CN=Jo:mailto:jo@acme.example\r\n"
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:alex@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    now = "2026-11-24T10:00:00+00:00"
+    assert main(["missed", "--config", str(config), "--now", now, "Acme"]) == 0
+    out = capsys.readouterr().out
+    assert f"running salvage service (pid {held.pid}) will write" in out
+    assert not (config.parent / "drafts").exists()  # the service writes it, not this process
+    held.kill()
+    held.wait(timeout=10)
+    assert main(["run", "--once", "--config", str(config), "--now", now]) == 0
+    assert len(list((config.parent / "drafts").glob("*.eml"))) == 1  # the recorded miss was kept
+
+
 def test_the_lock_of_a_killed_holder_is_taken_over(config: Path, held: subprocess.Popen[str]) -> None:
     held.send_signal(signal.SIGKILL)
     held.wait(timeout=10)
