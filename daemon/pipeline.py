@@ -129,6 +129,7 @@ class Engine:
         self.renderer = renderer or Renderer(config)
         self._sources: dict[str, CalendarSource] = {}
         self._mailboxes: dict[str, DraftStore] = {}
+        self._warned: set[tuple[str, str]] = set()  # (account, problem) already logged as a warning
 
     # ---- sources --------------------------------------------------------------------------------
 
@@ -183,7 +184,10 @@ class Engine:
             return PollOutcome(account.name, False, message)
         was = self.store.account_status(account.name)
         for problem in result.problems:
-            log.warning("%s: %s", account.name, problem)
+            # A malformed event comes back at every poll of a long-running service: warn once.
+            level = logging.DEBUG if (account.name, problem) in self._warned else logging.WARNING
+            self._warned.add((account.name, problem))
+            log.log(level, "%s: %s", account.name, problem)
         if was is not None and was.failures == 0 and changed:
             log.debug("%s: %d events changed", account.name, changed)
         return PollOutcome(account.name, True, changed=changed, problems=result.problems)

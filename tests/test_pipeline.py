@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -307,3 +308,24 @@ def test_unknown_account_in_config_lookup(world: World) -> None:
     with pytest.raises(ConfigError):
         world.config.account("nope")
     assert isinstance(world.config.account("work"), AccountConfig)
+
+
+def test_a_malformed_event_is_warned_about_once_per_engine(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from providers.base import FetchResult
+
+    class Broken:
+        def fetch(self, window: object, cursor: object) -> FetchResult:
+            return FetchResult(events=(), problems=("event 'x' has no start; skipped",), complete=True)
+
+    config = parse_config(
+        "user: {name: A, email: a@example.com, timezone: UTC}\n"
+        "accounts: [{name: a, calendar: {type: ics, path: x.ics}, drafts: {type: folder, path: d}}]\n"
+    )
+    store = StateStore.open(":memory:")
+    engine = Engine(config, store, open_calendar=lambda account, cfg: Broken())  # type: ignore[arg-type,return-value]
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+    caplog.set_level(logging.DEBUG, logger="salvage")
+    for _ in range(3):
+        assert engine.poll(config.accounts[0], now).ok
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "no start" in r.getMessage()]
+    assert len(warnings) == 1
