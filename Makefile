@@ -25,6 +25,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_google.py
+	$(BIN)/python benchmarks/bench_microsoft.py
+	$(BIN)/python benchmarks/bench_idle.py --seconds 300
 
 clean:
 	rm -rf $(VENV) salvage-demo build dist *.egg-info
