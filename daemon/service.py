@@ -123,8 +123,11 @@ class Service:
 
     # ---- life cycle (main thread) ---------------------------------------------------------------
 
-    def start(self) -> None:
-        """Build every job from the config and the state store, then start the scheduler."""
+    def start(self, *, paused: bool = False) -> None:
+        """Build every job from the config and the state store, then start the scheduler.
+
+        ``paused`` builds the jobs without running any (tests call the job methods themselves).
+        """
         now = self._clock()
         self._schedule_polls(now)
         try:
@@ -133,8 +136,12 @@ class Service:
             log.error("could not plan the missed-interview checks from the state: %s: %s", type(exc).__name__, exc)
         self.scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS, timezone=UTC),
                                id="heartbeat", name="heartbeat", replace_existing=True)
+        # Start paused: the jobs get their next run times in the job store, and the health file can be
+        # written from this thread before the worker may touch the store.
+        self.scheduler.start(paused=True)
         self._write_health(now)
-        self.scheduler.start()
+        if not paused:
+            self.scheduler.resume()
         names = ", ".join(a.name for a in self.engine.accounts()) or "none"
         log.info("salvage %s running%s; accounts: %s; state: %s", __version__,
                  " (dry run: no mailbox is changed)" if self.dry_run else "", names, self.config.state_path)
@@ -290,24 +297,26 @@ class Service:
         poll = next((p for p in report.polls if p.account == name), None)
         if poll is not None and not poll.ok:
             self._back_off(account, poll.retry_after, now)
-        elif was_failing:
+        elif was_failing and _healthy(self.store, name):  # not when the mailbox failed after the poll
             log.info("%s: recovered after %d failed poll(s)", name, before.failures if before else 0)
         self._after_pass(report, now)
         self._record_next_poll(name)
-        self._write_health(now)
+        if not self._stopping.is_set():  # shutdown() writes the final health file itself
+            self._write_health(now)
 
     def _after_pass(self, report: PassReport, now: datetime) -> None:
         for outcome in report.outcomes:
             if outcome.call_first and outcome.result == "created":
                 self._call_first(outcome, report.evaluation)
-        if report.evaluation is not None:
+        if report.evaluation is not None and not self._stopping.is_set():
             self._schedule_checks(report.evaluation, now)
 
     def _call_first(self, outcome: Outcome, evaluation: Evaluation | None) -> None:
         event = evaluation.by_key.get(outcome.occurrence_key) if evaluation else None
         title = event.title if event else outcome.occurrence_key
         lead = "Missed interview" if outcome.kind == ActionKind.MISSED.value else "Interview at risk"
-        advice = " ".join(outcome.notes) or (f"Call them first: {outcome.phone}." if outcome.phone else "Call them first.")
+        advice = " ".join(_sentence(note) for note in outcome.notes if note.strip()) or _sentence(
+            f"Call them first: {outcome.phone}" if outcome.phone else "Call them first")
         message = f"{lead}: {title}. {advice} A draft is waiting in your Drafts folder."
         log.warning("%s: %s", outcome.account, message)
         command = self.config.notify.command
@@ -320,13 +329,14 @@ class Service:
         delay = backoff_delay(timedelta(minutes=account.poll_minutes), failures, retry_after)
         when = now + delay
         job_id = f"poll:{account.name}"
-        if self.scheduler.get_job(job_id) is not None:
+        if not self._stopping.is_set() and self.scheduler.get_job(job_id) is not None:
             self.scheduler.modify_job(job_id, next_run_time=when)
         log.debug("%s: next poll in %.0fs (failure %d)", account.name, delay.total_seconds(), failures)
 
     def _record_next_poll(self, name: str) -> None:
-        job = self.scheduler.get_job(f"poll:{name}")
-        self.store.set_next_poll(name, job.next_run_time if job is not None else None)
+        if self._stopping.is_set():
+            return  # the jobs are going away; keep the last planned time
+        self.store.set_next_poll(name, _next_run(self.scheduler.get_job(f"poll:{name}")))
 
     # ---- building jobs --------------------------------------------------------------------------
 
@@ -408,8 +418,8 @@ class Service:
         """The health file's content (see docs/service.md)."""
         accounts = accounts_health(self.config, self.store)
         checks = sorted(
-            (j.next_run_time for j in self.scheduler.get_jobs()
-             if j.id.startswith(("check:", "followup:")) and j.next_run_time is not None),
+            when for j in self.scheduler.get_jobs()
+            if j.id.startswith(("check:", "followup:")) and (when := _next_run(j)) is not None
         )
         return {
             "version": HEALTH_VERSION,
@@ -442,6 +452,22 @@ class Service:
             write_health(self.health_file, data)
         except Exception as exc:  # noqa: BLE001
             log.warning("cannot write the health file %s: %s", self.health_file, exc)
+
+
+def _healthy(store: StateStore, account: str) -> bool:
+    status = store.account_status(account)
+    return status is None or status.error is None
+
+
+def _next_run(job: Any) -> datetime | None:
+    """A job's next run time; None for a job not in a job store yet (added while the scheduler is stopped)."""
+    return getattr(job, "next_run_time", None) if job is not None else None
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with a full stop (notes from the planner may or may not have one)."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 # ---- the command ----------------------------------------------------------------------------------
