@@ -512,7 +512,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
 
 def load_config(path: Path | None = None) -> Config:
     """Load the config file (default: the platform config dir). Raises :class:`ConfigError`."""
-    source = path or default_config_path()
+    source = (path or default_config_path()).expanduser().absolute()  # inner paths stay valid after a chdir
     try:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
