@@ -184,16 +184,28 @@ class Engine:
             return PollOutcome(account.name, False, message)
         was = self.store.account_status(account.name)
         for problem in result.problems:
-            # A malformed event comes back at every poll of a long-running service: warn once.
-            level = logging.DEBUG if (account.name, problem) in self._warned else logging.WARNING
-            self._warned.add((account.name, problem))
-            log.log(level, "%s: %s", account.name, problem)
+            self._warn_once(account.name, problem)
         if was is not None and was.failures == 0 and changed:
             log.debug("%s: %d events changed", account.name, changed)
         return PollOutcome(account.name, True, changed=changed, problems=result.problems)
 
-    def _failed(self, account: str, now: datetime, message: str, *, needs_auth: bool = False) -> None:
+    def _warn_once(self, account: str, problem: str) -> None:
+        """Warn about a problem the first time this engine sees it, then only at debug level.
+
+        A malformed event or a mailbox that refuses us comes back at every pass of a long-running
+        service; `salvage status` shows the live state, the log need not repeat it every minute.
+        """
+        level = logging.DEBUG if (account, problem) in self._warned else logging.WARNING
+        self._warned.add((account, problem))
+        log.log(level, "%s: %s", account, problem)
+
+    def _failed(self, account: str, now: datetime, message: str, *, needs_auth: bool = False,
+                from_poll: bool = True) -> None:
         first = self.store.record_failure(account, now, message, needs_auth=needs_auth)
+        if not from_poll:
+            # The mailbox refused us after a good poll had cleared the error: only warn once.
+            first = first and (account, message) not in self._warned
+        self._warned.add((account, message))
         if first:  # log once when it starts failing; the service logs the recovery
             if needs_auth:
                 log.error("%s: needs `salvage auth %s`: %s", account, account, message)
@@ -253,10 +265,10 @@ class Engine:
         try:
             return step()
         except AuthError as exc:
-            self._failed(account, now, str(exc), needs_auth=True)
+            self._failed(account, now, str(exc), needs_auth=True, from_poll=False)
             return Outcome(key, account, occurrence, kind, "failed", f"needs `salvage auth {account}`: {exc}")
         except ProviderError as exc:
-            log.warning("%s: draft %s: %s", account, key[:8], exc)
+            self._warn_once(account, f"draft {key[:8]}: {exc}")
             return Outcome(key, account, occurrence, kind, "failed", str(exc))
         except Exception as exc:  # noqa: BLE001 - one draft's failure must not stop the others
             log.warning("%s: draft %s failed: %s: %s", account, key[:8], type(exc).__name__, exc)

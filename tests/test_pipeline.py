@@ -329,3 +329,19 @@ def test_a_malformed_event_is_warned_about_once_per_engine(tmp_path: Path, caplo
         assert engine.poll(config.accounts[0], now).ok
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "no start" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_a_mailbox_refusing_us_after_good_polls_is_logged_once(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    world.calendars["work"].events = [interview(TOMORROW_2PM), meeting(TOMORROW_2PM)]
+
+    def refuse(draft: DraftMessage) -> DraftRef:
+        raise AuthError("mailbox token revoked")
+
+    world.mailboxes["work"].create = refuse  # type: ignore[method-assign]
+    caplog.set_level(logging.DEBUG, logger="salvage")
+    for _ in range(3):
+        assert world.run() == ["failed:reschedule_request"]
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING and "revoked" in r.getMessage()]
+    assert len(errors) == 1
+    status = world.store.account_status("work")
+    assert status is not None and status.needs_auth
