@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import timezone, tzinfo
 from functools import lru_cache
 
 from daemon.config import Config
@@ -107,25 +107,99 @@ CONSUMER_DOMAINS: frozenset[str] = frozenset(
 )
 # Not people: calendars and rooms that show up as organizers or attendees.
 _NON_PERSON_SUFFIXES = ("group.calendar.google.com", "resource.calendar.google.com", "calendar.google.com")
-_PREP = re.compile(
-    r"(?<!\w)(prep|preps|prepare|preparing|preparation|practice|practise|practicing|practising|rehearsal|"
-    r"rehearse|mock|study|vorbereitung|préparation|preparación|preparação|preparazione|voorbereiding|"
-    r"przygotowanie|förberedelse)(?!\w)",
-    re.IGNORECASE,
+_PREP_WORDS: tuple[str, ...] = (
+    "prep", "preps", "prepare", "preparing", "preparation", "practice", "practise", "practicing",
+    "practising", "rehearsal", "rehearse", "mock", "study", "vorbereitung", "préparation", "preparación",
+    "preparação", "preparazione", "voorbereiding", "przygotowanie", "förberedelse",
 )
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 _URL_HOST = re.compile(r"https?://([^/\s:?#\"'<>]+)", re.IGNORECASE)
 # In keywords a space matches any run of spaces/dashes/underscores, a dash an optional one.
 _SEPARATORS = {" ": r"[\s_\-]+", "-": r"[\s_\-]?", "'": "['’]"}
 _MAX_TEXT = 20_000  # longer descriptions are scanned only this far (hostile or pasted junk)
+# Characters for which a case-insensitive regex match is not the same as equality after str.lower():
+# CPython re's case equivalence classes (µ/μ, ς/σ, ſ/s, ı/i…), the dotted capital I (lowers to two
+# characters) and the capital sigma (lowers by context). Needles avoid them; texts holding one of the
+# last group (they match ASCII i/s) skip the prefilter.
+
+
+
+@lru_cache(maxsize=4096)
+def _odd(ch: str) -> bool:
+    """True for a character that ``re``'s IGNORECASE matches differently from ``str.lower()`` equality.
+
+    That is a non-canonical member of a case class (ı, ſ, µ, ς, ϐ, ᲀ…: its upper case lowers to another
+    character), one whose case mapping has several characters (İ, ß, ﬅ), or the capital sigma (lowered
+    by context). Each class has one canonical member, so a needle and a text free of odd characters
+    match exactly when the lowered needle occurs in the lowered text.
+    """
+    low, up = ch.lower(), ch.upper()
+    return len(low) != 1 or len(up) != 1 or up.lower() != low or ch == "\u03a3"
+
+
+def _odd_text(text: str) -> bool:
+    """True when the text holds an odd character (only non-ASCII ones can be)."""
+    return not text.isascii() and any(_odd(ch) for ch in set(text) if not ch.isascii())
+
+
+@dataclass(frozen=True, slots=True)
+class _Matcher:
+    """A keyword pattern with a cheap exact prefilter: literal pieces one of which any match must contain.
+
+    A long alternation is slow to run at every position of a description; ``needle in text.lower()`` is
+    fast, and when no needle occurs the pattern cannot match. Results are always the pattern's own.
+    """
+
+    pattern: re.Pattern[str]
+    needles: tuple[str, ...] | None  # None: no safe prefilter, always run the pattern
+
+    def search(self, text: str, low: str) -> re.Match[str] | None:
+        """``pattern.search(text)``; ``low`` must be ``text.lower()``."""
+        needles = self.needles
+        if needles is not None and not _odd_text(text):
+            for needle in needles:
+                if needle in low:
+                    break
+            else:
+                return None
+        return self.pattern.search(text)
+
+
+def _needle(word: str) -> str | None:
+    """The longest piece of ``word`` that every match must contain literally (lower-cased)."""
+    best = ""
+    run: list[str] = []
+    for ch in (*word, " "):
+        low = ch.lower()
+        if ch in _SEPARATORS or _odd(ch) or _odd(low):
+            if len(run) > len(best):
+                best = "".join(run)
+            run = []
+        else:
+            run.append(low)
+    return best or None
+
+
+def _matcher(words: Iterable[str]) -> _Matcher:
+    """A :class:`_Matcher` for :func:`_pattern` over ``words``."""
+    clean = [w.strip() for w in words if w and w.strip()]
+    found = [_needle(w) for w in clean]
+    if any(n is None for n in found):
+        return _Matcher(_pattern(clean), None)
+    pieces = sorted({n for n in found if n}, key=lambda n: (len(n), n))
+    needles: list[str] = []
+    for piece in pieces:  # shortest first: a piece containing a kept needle adds nothing
+        if not any(n in piece for n in needles):
+            needles.append(piece)
+    return _Matcher(_pattern(clean), tuple(needles))
 
 
 @dataclass(frozen=True, slots=True)
 class _Rules:
-    strong: re.Pattern[str]
-    hint: re.Pattern[str]
-    negative: re.Pattern[str]
-    tools: re.Pattern[str]
+    strong: _Matcher
+    hint: _Matcher
+    negative: _Matcher
+    tools: _Matcher
     hiring_domains: frozenset[str]
     weights: dict[str, float]
     threshold: float
@@ -156,6 +230,9 @@ def _pattern(words: Iterable[str]) -> re.Pattern[str]:
     return re.compile("|".join(parts), re.IGNORECASE)
 
 
+_PREP = _matcher(_PREP_WORDS)
+
+
 @lru_cache(maxsize=32)
 def _compile(
     keywords: tuple[str, ...],
@@ -171,10 +248,10 @@ def _compile(
     overrides = dict(weights)
     merged = {name: float(overrides.get(name, default)) for name, default in DEFAULT_WEIGHTS.items()}
     return _Rules(
-        strong=_pattern((*STRONG_KEYWORDS, *keywords)),
-        hint=_pattern(HINT_KEYWORDS),
-        negative=_pattern((*NEGATIVE_KEYWORDS, *negative)),
-        tools=_pattern(_TOOL_NAMES),
+        strong=_matcher((*STRONG_KEYWORDS, *keywords)),
+        hint=_matcher(HINT_KEYWORDS),
+        negative=_matcher((*NEGATIVE_KEYWORDS, *negative)),
+        tools=_matcher(_TOOL_NAMES),
         hiring_domains=frozenset(d.strip().lower().lstrip("@.") for d in (*HIRING_DOMAINS, *domains) if d.strip()),
         weights=merged,
         threshold=threshold,
@@ -227,6 +304,8 @@ def _quote(text: str) -> str:
 
 
 def _forced(event: Event, entries: tuple[str, ...]) -> str | None:
+    if not entries:
+        return None
     ids = {event.source_id, event.occurrence_key, event.series_key, event.ical_uid or "", event.series_id or ""}
     title = event.title.casefold()
     for entry in entries:
@@ -235,24 +314,112 @@ def _forced(event: Event, entries: tuple[str, ...]) -> str | None:
     return None
 
 
+def _found(match: re.Match[str] | None) -> str | None:
+    return _quote(match.group(0)) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class _TextFacts:
+    """What the rules see in one piece of text (quoted matches, or None)."""
+
+    strong: str | None
+    hint: str | None
+    negative: str | None
+    prep: bool
+    tool: str | None
+    hosts: tuple[str, ...]  # lower-cased hosts of the links in it
+
+
+_NOTHING = _TextFacts(None, None, None, False, None, ())
+
+
+class _Memo:
+    """Per-call cache of text and domain facts: calendars repeat titles, descriptions and addresses."""
+
+    def __init__(self, rules: _Rules) -> None:
+        self.rules = rules
+        self.titles: dict[str, _TextFacts] = {}
+        self.bodies: dict[str, _TextFacts] = {}
+        self.domains: dict[str, bool] = {}
+        self.emails: dict[str, bool] = {}
+
+    def facts(self, text: str, title: bool) -> _TextFacts:
+        """Facts for a title (every pattern) or a description/location (strong words, tools, links)."""
+        if not text:
+            return _NOTHING
+        cache = self.titles if title else self.bodies
+        known = cache.get(text)
+        if known is not None:
+            return known
+        rules = self.rules
+        low = text.lower()
+        hosts = tuple(m.group(1).lower() for m in _URL_HOST.finditer(text)) if "://" in text else ()
+        facts = _TextFacts(
+            strong=_found(rules.strong.search(text, low)),
+            hint=_found(rules.hint.search(text, low)) if title else None,
+            negative=_found(rules.negative.search(text, low)) if title else None,
+            prep=bool(title and _PREP.search(text, low)),
+            tool=_found(rules.tools.search(text, low)),
+            hosts=hosts,
+        )
+        if facts == _NOTHING:
+            facts = _NOTHING  # one shared object for the common case: fewer objects for the GC to scan
+        if len(cache) < 100_000:
+            cache[text] = facts
+        return facts
+
+    def hiring_email(self, email: str) -> bool:
+        """Whether the address is on a hiring domain and not on one of the user's own domains."""
+        known = self.emails.get(email)
+        if known is None:
+            domain = email.rpartition("@")[2].lower()
+            known = self.emails[email] = domain not in self.rules.self_domains and self.hiring(domain)
+        return known
+
+    def hiring(self, domain: str) -> bool:
+        """Whether ``domain`` is (under) a hiring tool's or recruiter's domain."""
+        known = self.domains.get(domain)
+        if known is None:
+            known = self.domains[domain] = _in_domains(domain, self.rules.hiring_domains)
+        return known
+
+
 def classify(event: Event, config: Config) -> Classification:
     """Score one event against the rules; the result carries every reason that counted."""
-    return _classify(event, _rules(config), config)
+    rules = _rules(config)
+    return _classify(event, event.occurrence_key, rules, config, _Memo(rules))
 
 
 def classify_all(events: Iterable[Event], config: Config) -> dict[str, Classification]:
-    """Classify many events, keyed by occurrence key (the first event of a key wins)."""
+    """Classify many events, keyed by occurrence key.
+
+    Copies of one occurrence (the same invitation in two calendars) are classified once, by the copy
+    detection and planning also use (earliest start, then end, account, calendar, id), so the result
+    does not depend on the order the calendars were read in.
+    """
     rules = _rules(config)
-    out: dict[str, Classification] = {}
+    memo = _Memo(rules)
+    tz = config.user.zone
+    chosen: dict[str, Event] = {}
     for event in events:
         key = event.occurrence_key
-        if key not in out:
-            out[key] = _classify(event, rules, config)
-    return out
+        known = chosen.get(key)
+        if known is None or _rank(event, tz) < _rank(known, tz):
+            chosen[key] = event
+    return {key: _classify(event, key, rules, config, memo) for key, event in chosen.items()}
 
 
-def _classify(event: Event, rules: _Rules, config: Config) -> Classification:
-    key = event.occurrence_key
+def _rank(event: Event, tz: tzinfo) -> tuple[float, float, str, str, str]:
+    """Which copy of an occurrence counts: the same order as the detector's."""
+    try:
+        start, end = as_instant(event.start, tz).timestamp(), as_instant(event.end, tz).timestamp()
+        end = max(start, end)
+    except (ValueError, TypeError, OverflowError):
+        start = end = float("inf")
+    return (start, end, event.account, event.calendar_id, event.source_id)
+
+
+def _classify(event: Event, key: str, rules: _Rules, config: Config, memo: _Memo) -> Classification:
     excluded = _forced(event, rules.exclude)
     if excluded is not None:
         return Classification(key, False, 0.0, (f'excluded by classification.exclude ("{_quote(excluded)}")',))
@@ -269,37 +436,30 @@ def _classify(event: Event, rules: _Rules, config: Config) -> Classification:
         score += weight
         reasons.append(f"{text} ({weight:+.1f})")
 
-    title = event.title[:2000]
-    body = event.description[:_MAX_TEXT]
-    location = event.location[:2000]
+    title = memo.facts(event.title[:2000], True)
+    body = memo.facts(event.description[:_MAX_TEXT], False)
+    location = memo.facts(event.location[:2000], False)
 
-    strong = rules.strong.search(title)
-    if strong:
-        fire("title_keyword", f'title mentions "{_quote(strong.group(0))}"')
+    if title.strong:
+        fire("title_keyword", f'title mentions "{title.strong}"')
     else:
-        hint = rules.hint.search(title)
-        if hint:
-            fire("title_hint", f'title mentions "{_quote(hint.group(0))}"')
-        body_hit = rules.strong.search(body) or rules.strong.search(location)
+        if title.hint:
+            fire("title_hint", f'title mentions "{title.hint}"')
+        body_hit = body.strong or location.strong
         if body_hit:
-            fire("body_keyword", f'description mentions "{_quote(body_hit.group(0))}"')
+            fire("body_keyword", f'description mentions "{body_hit}"')
 
     people = [p for p in (event.organizer, *event.attendees) if p is not None and p.email]
-    hiring = next(
-        (
-            p
-            for p in people
-            if is_person(p, rules.self_addresses)
-            and p.domain not in rules.self_domains
-            and _in_domains(p.domain, rules.hiring_domains)
-        ),
-        None,
-    )
+    hiring = None
+    for p in people:
+        if memo.hiring_email(p.email) and is_person(p, rules.self_addresses):
+            hiring = p
+            break
     if hiring is not None:
         role = "organizer" if hiring is event.organizer else "attendee"
         fire("hiring_domain", f"{role} is on {hiring.domain}, a hiring tool or recruiter domain")
     else:
-        tool = _tool_evidence(event, title, body, location, rules)
+        tool = _tool_evidence(event, title, body, location, memo)
         if tool:
             fire("hiring_tool", tool)
 
@@ -312,11 +472,10 @@ def _classify(event: Event, rules: _Rules, config: Config) -> Classification:
     if event.join_urls:
         fire("conference_link", "has a video link")
 
-    negative = rules.negative.search(title)
-    if negative:
-        fire("negative_keyword", f'title mentions "{_quote(negative.group(0))}"')
+    if title.negative:
+        fire("negative_keyword", f'title mentions "{title.negative}"')
 
-    if _PREP.search(title) and not any(is_person(p, rules.self_addresses) for p in people):
+    if title.prep and not any(is_person(p, rules.self_addresses) for p in people):
         fire("prep_block", "your own preparation/practice block, nobody else invited")
 
     if event.cancelled:
@@ -356,20 +515,17 @@ def _special(event: Event) -> str | None:
     return None
 
 
-def _tool_evidence(event: Event, title: str, body: str, location: str, rules: _Rules) -> str | None:
+def _tool_evidence(event: Event, title: _TextFacts, body: _TextFacts, location: _TextFacts, memo: _Memo) -> str | None:
     """A hiring tool behind the invitation: its UID domain, a link to it, or its name in the text."""
     uid = event.ical_uid or ""
     if "@" in uid:
         domain = uid.rpartition("@")[2].strip().lower()
-        if _in_domains(domain, rules.hiring_domains):
+        if memo.hiring(domain):
             return f"invitation was created by {domain}"
-    for text in (location, body):
-        for match in _URL_HOST.finditer(text):
-            host = match.group(1).lower()
-            if _in_domains(host, rules.hiring_domains):
-                return f"links to {host}"
-    for text in (title, body):
-        named = rules.tools.search(text)
-        if named:
-            return f'mentions the hiring tool "{_quote(named.group(0))}"'
+    for host in (*location.hosts, *body.hosts):
+        if memo.hiring(host):
+            return f"links to {host}"
+    for facts in (title, body):
+        if facts.tool:
+            return f'mentions the hiring tool "{facts.tool}"'
     return None

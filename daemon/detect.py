@@ -14,6 +14,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
+from operator import attrgetter
 
 from daemon.config import Config
 from daemon.model import (
@@ -25,6 +26,7 @@ from daemon.model import (
     RiskKind,
     Severity,
     ShowAs,
+    as_instant,
     ensure_aware,
 )
 from daemon.normalize import find_join_urls, find_phones, zone
@@ -57,15 +59,24 @@ _LINK_HINT = re.compile(r"(join|meeting|call|video|link|dial|conference)[^\n]{0,
 class _Item:
     event: Event
     key: str
-    start: datetime  # UTC
-    end: datetime  # UTC, never before start
-    s: float
+    first: datetime  # start as given (any zone; all-day: midnight in the user's zone)
+    last: datetime  # end as given, never before the start
+    s: float  # POSIX seconds of the start, for the sweep
     e: float
     interview: bool  # classified as an interview
     attends: bool  # the user goes (not declined, not cancelled)
     blocks: bool  # Event.blocks_time
     ooo: bool  # out of office: OOO entries and all-day busy time
     all_day: bool
+
+    @property
+    def start(self) -> datetime:
+        """The start in UTC (so differences are elapsed time whatever the zone)."""
+        return self.first.astimezone(UTC)
+
+    @property
+    def end(self) -> datetime:
+        return self.last.astimezone(UTC)
 
 
 def _items(events: Sequence[Event], interviews: Mapping[str, Classification], tz: tzinfo) -> list[_Item]:
@@ -79,7 +90,16 @@ def _items(events: Sequence[Event], interviews: Mapping[str, Classification], tz
         other = chosen.get(item.key)
         if other is None or _rank(item) < _rank(other):
             chosen[item.key] = item
-    return sorted(chosen.values(), key=lambda i: (i.s, i.e, i.key))
+    # Sorted by (s, e, key): stable passes from the last criterion to the first, no key tuples.
+    out = sorted(chosen.values(), key=_BY_KEY)
+    out.sort(key=_BY_END)
+    out.sort(key=_BY_START)
+    return out
+
+
+_BY_START = attrgetter("s")
+_BY_END = attrgetter("e")
+_BY_KEY = attrgetter("key")
 
 
 def _rank(item: _Item) -> tuple[float, float, str, str, str]:
@@ -89,10 +109,12 @@ def _rank(item: _Item) -> tuple[float, float, str, str, str]:
 
 def _item(event: Event, interviews: Mapping[str, Classification], tz: tzinfo) -> _Item:
     key = event.occurrence_key
-    start, end = event.span(tz)
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    if end < start:
-        end = start
+    start, end = event.start, event.end
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        start, end = as_instant(start, tz), as_instant(end, tz)
+    s, e = start.timestamp(), end.timestamp()
+    if e < s:
+        end, e = start, s
     found = interviews.get(key)
     blocks = event.blocks_time
     attends = event.user_attends
@@ -104,10 +126,10 @@ def _item(event: Event, interviews: Mapping[str, Classification], tz: tzinfo) ->
     return _Item(
         event=event,
         key=key,
-        start=start,
-        end=end,
-        s=start.timestamp(),
-        e=end.timestamp(),
+        first=start,
+        last=end,
+        s=s,
+        e=e,
         interview=bool(found and found.is_interview),
         attends=attends,
         blocks=blocks,
@@ -197,7 +219,7 @@ def when_text(start: datetime, end: datetime, tz: tzinfo, all_day: bool = False)
 
 
 def _when(item: _Item, tz: tzinfo) -> str:
-    return when_text(item.start, item.end, tz, item.all_day)
+    return when_text(item.first, item.last, tz, item.all_day)
 
 
 def timezone_mistake(event: Event, start: datetime, config: Config) -> tuple[bool, str]:
@@ -291,7 +313,10 @@ def detect(
     for index, item in enumerate(items):
         if not item.interview:
             continue
-        others = [items[j] for j in sorted(set(overlaps.get(index, ())), key=lambda j: (items[j].s, items[j].key))]
+        found = overlaps.get(index, ())
+        if len(found) > 1:
+            found = sorted(set(found), key=lambda j: (items[j].s, items[j].key))
+        others = [items[j] for j in found]
         if item.attends and item.e > now_s:
             for other in others:
                 risk = _overlap_risk(item, other, tz)
@@ -373,7 +398,7 @@ class _Neighbours:
 
     def __init__(self, items: list[_Item]) -> None:
         timed = [i for i in items if not i.all_day and i.attends and (i.blocks or i.interview)]
-        self.by_end = sorted(timed, key=lambda i: (i.e, i.s, i.key))
+        self.by_end = sorted(timed, key=_BY_END)  # stable: ties stay in (s, key) order
         self.ends = [i.e for i in self.by_end]
         self.by_start = timed  # items arrive sorted by (s, e, key)
         self.starts = [i.s for i in timed]

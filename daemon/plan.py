@@ -202,9 +202,20 @@ class _Planner:
             found.sort(key=lambda r: (KIND_ORDER[r.kind], SEVERITY_ORDER[r.severity], r.other_key or "", r.evidence))
         self.finder = SlotFinder(list(self.events.values()), config)
         self.result = PlanResult()
+        self.planned: set[tuple[str, ActionKind]] = set()
+        # The prior drafts indexed two ways, so that planning stays linear in calendar and history.
+        self.prior: dict[str, list[PriorDraft]] = {}
+        self.prior_by_organizer: dict[str, list[PriorDraft]] = {}
+        for p in sorted(context.prior, key=lambda p: (p.created.astimezone(UTC), p.occurrence_key, p.kind.value)):
+            self.prior.setdefault(p.occurrence_key, []).append(p)
+            if p.kind in (ActionKind.RESCHEDULE, ActionKind.MISSED) and p.organizer_email:
+                self.prior_by_organizer.setdefault(p.organizer_email.casefold(), []).append(p)
 
-    def _rank(self, event: Event) -> tuple[datetime, str, str, str]:
-        return (_start(event, self.tz), event.account, event.calendar_id, event.source_id)
+    def _rank(self, event: Event) -> tuple[datetime, datetime, str, str, str]:
+        """The copy of an occurrence that counts: the same order as the classifier's and detector's."""
+        start, end = event.span(self.tz)
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        return (start, max(start, end), event.account, event.calendar_id, event.source_id)
 
     def _started(self, event: Event) -> bool:
         return _start(event, self.tz) <= self.now
@@ -331,7 +342,7 @@ class _Planner:
         key = event.occurrence_key
         start = _start(event, self.tz)
         wait = timedelta(hours=self.config.missed.followup_after_hours)
-        prior = [p for p in self.context.prior if p.occurrence_key == key and p.kind is ActionKind.MISSED]
+        prior = [p for p in self.prior.get(key, ()) if p.kind is ActionKind.MISSED]
         if prior:
             since = min(p.created.astimezone(UTC) for p in prior)
             follow = self.now >= since + wait
@@ -342,8 +353,7 @@ class _Planner:
         evidence = f"missed ({risk.severity.value}): {risk.evidence.removeprefix('missed: ')}"
         if follow:
             deleted = any(
-                p.occurrence_key == key and p.kind is ActionKind.FOLLOW_UP and p.state is DraftState.DELETED
-                for p in self.context.prior
+                p.kind is ActionKind.FOLLOW_UP and p.state is DraftState.DELETED for p in self.prior.get(key, ())
             )
             if deleted:
                 self.result.skipped.append(Skipped(key, ActionKind.FOLLOW_UP, "you deleted the follow-up draft"))
@@ -378,19 +388,15 @@ class _Planner:
     def _thank_you_reason(self, event: Event) -> str | None:
         key = event.occurrence_key
         organizer = event.organizer.email.casefold() if event.organizer and event.organizer.email else ""
-        for p in self.context.prior:
-            if p.occurrence_key == key and p.kind is ActionKind.THANK_YOU and p.state is not DraftState.WITHDRAWN:
+        for p in self.prior.get(key, ()):
+            if p.kind is ActionKind.THANK_YOU and p.state is not DraftState.WITHDRAWN:
                 return "a thank-you for this new time was already drafted"
         if not organizer:
             return None
         start = _utc(event.start)
         appeared = _utc(event.created or event.updated)
-        for p in sorted(self.context.prior, key=lambda p: (p.created, p.occurrence_key, p.kind.value)):
-            if p.kind not in (ActionKind.RESCHEDULE, ActionKind.MISSED):
-                continue
+        for p in self.prior_by_organizer.get(organizer, ()):
             if p.state in (DraftState.PENDING, DraftState.WITHDRAWN):
-                continue
-            if (p.organizer_email or "").casefold() != organizer:
                 continue
             what = "reschedule request" if p.kind is ActionKind.RESCHEDULE else "missed-interview email"
             if p.occurrence_key == key:
@@ -423,12 +429,12 @@ class _Planner:
         notes: tuple[str, ...] = (),
     ) -> None:
         key = event.occurrence_key
-        if any(a.occurrence_key == key and a.kind is kind for a in self.result.actions):
+        if (key, kind) in self.planned:
             return
         done = [
             p.state
-            for p in self.context.prior
-            if p.occurrence_key == key and p.kind is kind and p.state in (DraftState.DELETED, DraftState.SENT)
+            for p in self.prior.get(key, ())
+            if p.kind is kind and p.state in (DraftState.DELETED, DraftState.SENT)
         ]
         if done:
             why = "you deleted this draft; it is not made again" if DraftState.DELETED in done else "already sent"
@@ -443,6 +449,7 @@ class _Planner:
         reason = self.context.reasons.get(key) or self.config.drafts.reason
         source = "the one you gave" if key in self.context.reasons else "the default from drafts.reason"
         lines = [*explanation, f"to {', '.join(p.email for p in people)}; reason: {reason} ({source})"]
+        self.planned.add((key, kind))
         self.result.actions.append(
             Action(
                 kind=kind,

@@ -8,8 +8,9 @@ second reads two ways. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from daemon.config import WEEKDAYS, Config
@@ -76,13 +77,63 @@ def _free(start: datetime, end: datetime, starts: list[datetime], ends: list[dat
     return not (j < len(starts) and starts[j] < end)
 
 
+class _RangeMax:
+    """Sparse table: the latest end over any index range in O(1) after an O(n log n) build."""
+
+    def __init__(self, values: list[datetime]) -> None:
+        self.levels = [values]
+        width = 1
+        while 2 * width <= len(values):
+            prev = self.levels[-1]
+            self.levels.append([a if a >= b else b for a, b in zip(prev, prev[width:], strict=False)])
+            width *= 2
+
+    def get(self, lo: int, hi: int) -> datetime | None:
+        """max(values[lo:hi]), None for an empty range."""
+        if hi <= lo:
+            return None
+        level = (hi - lo).bit_length() - 1
+        row = self.levels[level]
+        a, b = row[lo], row[hi - (1 << level)]
+        return a if a >= b else b
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    begin: datetime  # UTC
+    finish: datetime  # UTC
+    slot: Slot  # in the user's zone
+    day: int  # ordinal of the local date
+    free: bool  # free of every blocking event (none ignored)
+
+
 class SlotFinder:
-    """Slot search over one calendar; the busy spans are computed once and reused for every query."""
+    """Slot search over one calendar, built once and queried per interview.
+
+    The busy spans, grown by the buffers, are merged once; the candidate starts for a given ``now``
+    and duration are computed once. A query that ignores events (the interview being moved) only
+    re-checks the few candidates those events touch, with a range-maximum table over the spans, so
+    planning for many clashing interviews stays O((n + m) log n) rather than O(n·m).
+    """
 
     def __init__(self, events: Sequence[Event], config: Config) -> None:
         self.config = config
         self.tz = config.user.zone
         self._spans = _spans(events, self.tz)
+        before = timedelta(minutes=config.buffers.before_minutes)
+        after = timedelta(minutes=config.buffers.after_minutes)
+        # A slot [s, e) is free when no busy [bs, be) comes within `after` of its end or `before` of
+        # its start: grow each busy interval by those margins and ask for no overlap.
+        self._gstarts = [bs - after for bs, _, _, _ in self._spans]  # sorted, as _spans is
+        self._gends = [be + before for _, be, _, _ in self._spans]
+        self._mstarts, self._mends = _merge(list(zip(self._gstarts, self._gends, strict=True)))
+        self._where: dict[str, list[int]] = {}
+        for index, (_, _, key, sid) in enumerate(self._spans):
+            self._where.setdefault(key, []).append(index)
+            if sid != key:
+                self._where.setdefault(sid, []).append(index)
+        self._table: _RangeMax | None = None
+        self._cache: dict[tuple[datetime, timedelta], tuple[list[_Candidate], list[list[Slot]]]] = {}
 
     def find(
         self,
@@ -101,25 +152,36 @@ class SlotFinder:
         wanted = config.slots.count if count is None else count
         if wanted <= 0:
             return []
+        candidates, days = self._candidates(now, duration)
+        ignored = sorted({i for name in ignore for i in self._where.get(name, ())})
+        if ignored:
+            freed = self._freed(candidates, ignored, duration)
+            if freed:
+                days = _by_day([c for i, c in enumerate(candidates) if c.free or i in freed])
+        if their_zone is None:
+            return _choose(days, wanted, config.slots.spread)
+        # Prefer times that are also working hours for the recipient, then waking hours for them.
+        chosen: list[Slot] = []
+        for tier in (0, 1, 2):
+            pool = [[s for s in found if self._tier(s, their_zone) <= tier] for found in days]
+            chosen = _choose([p for p in pool if p], wanted, config.slots.spread, chosen)
+            if len(chosen) >= wanted:
+                break
+        return chosen
+
+    def _candidates(self, now: datetime, duration: timedelta) -> tuple[list[_Candidate], list[list[Slot]]]:
+        """Every aligned start in working hours for this ``now`` and length, sorted; and the free ones by day."""
+        cached = self._cache.get((now, duration))
+        if cached is not None:
+            return cached
+        config = self.config
         tz = self.tz
         hours = config.working_hours
         step = config.slots.step_minutes
         earliest = now + timedelta(hours=config.slots.min_notice_hours)
         horizon = now + timedelta(days=config.slots.horizon_days)
-        before = timedelta(minutes=config.buffers.before_minutes)
-        after = timedelta(minutes=config.buffers.after_minutes)
-
-        # A slot [s, e) is free when no busy [bs, be) comes within `after` of its end or `before` of
-        # its start: grow each busy interval by those margins and ask for no overlap.
-        ignored = set(ignore)
-        grown = [
-            (bs - after, be + before)
-            for bs, be, key, sid in self._spans
-            if key not in ignored and sid not in ignored and be + before > earliest and bs - after < horizon + duration
-        ]
-        starts, ends = _merge(grown)  # _spans is sorted by start, so `grown` is too
-
-        days: list[list[Slot]] = []
+        starts, ends = self._mstarts, self._mends
+        out: list[_Candidate] = []
         day = earliest.astimezone(tz).date()
         last_day = horizon.astimezone(tz).date()
         open_minutes = hours.start.hour * 60 + hours.start.minute
@@ -128,7 +190,6 @@ class SlotFinder:
         working = {WEEKDAYS.index(d) for d in hours.days}
         while day <= last_day:
             if day.weekday() in working:
-                found: list[Slot] = []
                 for minutes in range(first_minutes, close_minutes, step):
                     local = local_instant(day, time(minutes // 60, minutes % 60), tz)
                     if local is None:
@@ -140,21 +201,41 @@ class SlotFinder:
                     local_end = finish.astimezone(tz)
                     if local_end.date() != day or local_end.time() > hours.end:
                         continue
-                    if _free(begin, finish, starts, ends):
-                        found.append(Slot(begin.astimezone(tz), local_end))
-                if found:
-                    days.append(found)
+                    slot = Slot(begin.astimezone(tz), local_end)
+                    out.append(_Candidate(begin, finish, slot, day.toordinal(), _free(begin, finish, starts, ends)))
             day += timedelta(days=1)
-        if their_zone is None:
-            return _choose(days, wanted, config.slots.spread)
-        # Prefer times that are also working hours for the recipient, then waking hours for them.
-        chosen: list[Slot] = []
-        for tier in (0, 1, 2):
-            pool = [[s for s in found if self._tier(s, their_zone) <= tier] for found in days]
-            chosen = _choose([p for p in pool if p], wanted, config.slots.spread, chosen)
-            if len(chosen) >= wanted:
-                break
-        return chosen
+        result = (out, _by_day([c for c in out if c.free]))
+        if len(self._cache) > 8:
+            self._cache.clear()
+        self._cache[(now, duration)] = result
+        return result
+
+    def _freed(self, candidates: list[_Candidate], ignored: list[int], duration: timedelta) -> set[int]:
+        """Indexes of the busy candidates that are free once the ``ignored`` spans are left out."""
+        begins = [c.begin for c in candidates]
+        out: set[int] = set()
+        for index in ignored:
+            # candidates overlapping this grown span: begin in (gstart - duration, gend)
+            lo = bisect_right(begins, self._gstarts[index] - duration)
+            hi = bisect_left(begins, self._gends[index])
+            for i in range(lo, hi):
+                c = candidates[i]
+                if not c.free and i not in out and self._free_without(c.begin, c.finish, ignored):
+                    out.add(i)
+        return out
+
+    def _free_without(self, start: datetime, end: datetime, ignored: list[int]) -> bool:
+        """True when no grown span outside ``ignored`` overlaps [start, end)."""
+        if self._table is None:
+            self._table = _RangeMax(self._gends)
+        reach = bisect_left(self._gstarts, end)  # spans [0, reach) start before `end`
+        lo = 0
+        for index in [*(i for i in ignored if i < reach), reach]:
+            latest = self._table.get(lo, index)
+            if latest is not None and latest > start:
+                return False
+            lo = index + 1
+        return True
 
     def _tier(self, slot: Slot, their_zone: tzinfo) -> int:
         """0: inside working hours in the recipient's zone too; 1: inside their waking hours; 2: neither."""
@@ -186,6 +267,18 @@ def find_slots(
     With ``their_zone`` (the recipient's), slots that are also working (then waking) hours there
     are preferred."""
     return SlotFinder(events, config).find(now, duration, count=count, ignore=ignore, their_zone=their_zone)
+
+
+def _by_day(candidates: list[_Candidate]) -> list[list[Slot]]:
+    """Slots grouped by local day, in order (candidates arrive sorted by start)."""
+    days: list[list[Slot]] = []
+    last = None
+    for c in candidates:
+        if c.day != last:
+            days.append([])
+            last = c.day
+        days[-1].append(c.slot)
+    return days
 
 
 def _choose(days: list[list[Slot]], wanted: int, spread: bool, already: Sequence[Slot] = ()) -> list[Slot]:
