@@ -223,14 +223,18 @@ class _Planner:
     # -- the steps --
 
     def run(self) -> PlanResult:
+        # Slots offered in one draft are not offered again, so the most urgent drafts choose first:
+        # missed interviews, then reschedules by how soon the interview is.
+        by_start = sorted(self.risks, key=lambda k: (_start(self.events[k], self.tz), k))
+        for key in by_start:
+            missed = [r for r in self.risks[key] if r.kind is RiskKind.MISSED]
+            if missed:
+                self._missed(self.events[key], missed[0])
         movers = self._movers()
-        for key in sorted(movers):
+        for key in sorted(movers, key=lambda k: (_start(self.events[k], self.tz), k)):
             self._reschedule(self.events[key], movers[key])
         for key in sorted(self.risks):
             event = self.events[key]
-            missed = [r for r in self.risks[key] if r.kind is RiskKind.MISSED]
-            if missed:
-                self._missed(event, missed[0])
             join = [r for r in self.risks[key] if r.kind is RiskKind.NO_JOIN_INFO]
             if join and not self._started(event):
                 self._add(event, ActionKind.JOIN_INFO, (RiskKind.NO_JOIN_INFO,),
@@ -296,15 +300,25 @@ class _Planner:
         return "both were booked and start together; this one is moved (a stable choice); the other is left alone"
 
     def _slots(self, event: Event) -> tuple[Slot, ...]:
+        """Free slots for one draft; they are then held back from every later draft of this plan."""
         theirs = recipient_timezone(event, self.config, _start(event, self.tz))
-        return tuple(
-            self.finder.find(
-                self.now,
-                _duration(event, self.config, self.tz),
-                ignore={event.occurrence_key},
-                their_zone=zone(theirs) if theirs else None,
+        horizon = self.config.slots.horizon_days
+        slots: tuple[Slot, ...] = ()
+        # A busy fortnight (or one whose free time went to other drafts): look one horizon further.
+        for days in (horizon, 2 * horizon):
+            slots = tuple(
+                self.finder.find(
+                    self.now,
+                    _duration(event, self.config, self.tz),
+                    ignore={event.occurrence_key},
+                    their_zone=zone(theirs) if theirs else None,
+                    horizon_days=days,
+                )
             )
-        )
+            if len(slots) >= self.config.slots.count:
+                break
+        self.finder.reserve(slots)
+        return slots
 
     def _slot_line(self, event: Event, slots: tuple[Slot, ...]) -> str:
         if not slots:

@@ -8,8 +8,8 @@ second reads two ways. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Sequence
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
@@ -133,7 +133,30 @@ class SlotFinder:
             if sid != key:
                 self._where.setdefault(sid, []).append(index)
         self._table: _RangeMax | None = None
-        self._cache: dict[tuple[datetime, timedelta], tuple[list[_Candidate], list[list[Slot]]]] = {}
+        self._cache: dict[tuple[datetime, timedelta, int], tuple[list[_Candidate], list[list[Slot]]]] = {}
+        self._before, self._after = before, after
+        # Slots already proposed to someone else in this plan, as sorted (start, end) instants: a
+        # second employer must not be offered a time the first one may accept.
+        self._reserved: list[tuple[datetime, datetime]] = []
+        self._longest_reserved = timedelta(0)
+
+    def reserve(self, slots: Sequence[Slot]) -> None:
+        """Keep ``slots`` (offered in one draft) out of the answers of later :meth:`find` calls."""
+        for slot in slots:
+            start, end = slot.start.astimezone(UTC), slot.end.astimezone(UTC)
+            insort(self._reserved, (start, end))
+            self._longest_reserved = max(self._longest_reserved, end - start)
+
+    def _is_reserved(self, slot: Slot) -> bool:
+        """True when ``slot`` comes within the buffers of a slot already offered elsewhere."""
+        if not self._reserved:
+            return False
+        start, end = slot.start.astimezone(UTC), slot.end.astimezone(UTC)
+        # Offered [rs, re) grown by the buffers overlaps [start, end) iff rs - after < end and
+        # re + before > start; as re <= rs + longest, only rs in (start - before - longest, end + after) matter.
+        lo = bisect_right(self._reserved, (start - self._before - self._longest_reserved, end))
+        hi = bisect_left(self._reserved, (end + self._after, start))
+        return any(rs - self._after < end and re + self._before > start for rs, re in self._reserved[lo:hi])
 
     def find(
         self,
@@ -143,8 +166,9 @@ class SlotFinder:
         count: int | None = None,
         ignore: Collection[str] = (),
         their_zone: tzinfo | None = None,
+        horizon_days: int | None = None,
     ) -> list[Slot]:
-        """See :func:`find_slots`."""
+        """See :func:`find_slots`; ``horizon_days`` overrides ``slots.horizon_days``."""
         now = ensure_aware(now, "now").astimezone(UTC)  # elapsed-time arithmetic, never wall-clock
         if duration <= timedelta(0):
             raise ValueError(f"slot duration must be positive, got {duration}")
@@ -152,26 +176,28 @@ class SlotFinder:
         wanted = config.slots.count if count is None else count
         if wanted <= 0:
             return []
-        candidates, days = self._candidates(now, duration)
+        candidates, days = self._candidates(now, duration, horizon_days or config.slots.horizon_days)
         ignored = sorted({i for name in ignore for i in self._where.get(name, ())})
         if ignored:
             freed = self._freed(candidates, ignored, duration)
             if freed:
                 days = _by_day([c for i, c in enumerate(candidates) if c.free or i in freed])
+        allowed = (lambda slot: not self._is_reserved(slot)) if self._reserved else None
         if their_zone is None:
-            return _choose(days, wanted, config.slots.spread)
+            return _choose(days, wanted, config.slots.spread, allowed=allowed)
         # Prefer times that are also working hours for the recipient, then waking hours for them.
         chosen: list[Slot] = []
         for tier in (0, 1, 2):
             pool = [[s for s in found if self._tier(s, their_zone) <= tier] for found in days]
-            chosen = _choose([p for p in pool if p], wanted, config.slots.spread, chosen)
+            chosen = _choose([p for p in pool if p], wanted, config.slots.spread, chosen, allowed=allowed)
             if len(chosen) >= wanted:
                 break
         return chosen
 
-    def _candidates(self, now: datetime, duration: timedelta) -> tuple[list[_Candidate], list[list[Slot]]]:
+    def _candidates(self, now: datetime, duration: timedelta,
+                    horizon_days: int) -> tuple[list[_Candidate], list[list[Slot]]]:
         """Every aligned start in working hours for this ``now`` and length, sorted; and the free ones by day."""
-        cached = self._cache.get((now, duration))
+        cached = self._cache.get((now, duration, horizon_days))
         if cached is not None:
             return cached
         config = self.config
@@ -179,7 +205,7 @@ class SlotFinder:
         hours = config.working_hours
         step = config.slots.step_minutes
         earliest = now + timedelta(hours=config.slots.min_notice_hours)
-        horizon = now + timedelta(days=config.slots.horizon_days)
+        horizon = now + timedelta(days=horizon_days)
         starts, ends = self._mstarts, self._mends
         out: list[_Candidate] = []
         day = earliest.astimezone(tz).date()
@@ -205,9 +231,9 @@ class SlotFinder:
                     out.append(_Candidate(begin, finish, slot, day.toordinal(), _free(begin, finish, starts, ends)))
             day += timedelta(days=1)
         result = (out, _by_day([c for c in out if c.free]))
-        if len(self._cache) > 8:
-            self._cache.clear()
-        self._cache[(now, duration)] = result
+        if len(self._cache) >= 64:  # one entry per (duration, horizon): a handful in practice
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[(now, duration, horizon_days)] = result
         return result
 
     def _freed(self, candidates: list[_Candidate], ignored: list[int], duration: timedelta) -> set[int]:
@@ -281,14 +307,17 @@ def _by_day(candidates: list[_Candidate]) -> list[list[Slot]]:
     return days
 
 
-def _choose(days: list[list[Slot]], wanted: int, spread: bool, already: Sequence[Slot] = ()) -> list[Slot]:
-    """Pick slots: with ``spread`` the earliest of each day first, then doubling up; never overlapping."""
+def _choose(days: list[list[Slot]], wanted: int, spread: bool, already: Sequence[Slot] = (),
+            allowed: Callable[[Slot], bool] | None = None) -> list[Slot]:
+    """Pick slots: with ``spread`` the earliest of each day first, then doubling up; never overlapping.
+
+    ``allowed`` vetoes a slot (checked lazily: only the slots actually considered pay for it)."""
     chosen: list[Slot] = list(already)
     if len(chosen) >= wanted:
         return sorted(chosen, key=lambda s: s.start)
 
     def fits(slot: Slot) -> bool:
-        return all(slot.end <= c.start or slot.start >= c.end for c in chosen)
+        return all(slot.end <= c.start or slot.start >= c.end for c in chosen) and (allowed is None or allowed(slot))
 
     if spread:
         rounds = max((len(d) for d in days), default=0)

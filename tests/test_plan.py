@@ -389,3 +389,38 @@ def test_naive_now_is_rejected() -> None:
 def test_declined_interview_gets_nothing() -> None:
     iv = interview(TOMORROW, key="iv", self_response=Response.DECLINED)
     assert run([iv, meeting(TOMORROW, key="m")]) == []
+
+
+# ---- slots shared between drafts ----------------------------------------------------------------
+
+
+def test_no_two_drafts_offer_the_same_time_to_different_employers() -> None:
+    # Five double-booked interviews on one day: every draft proposes slots, and no proposed time
+    # (with the buffers around it) is offered in two drafts, so two "yes" answers can never clash.
+    events: list[Event] = []
+    for n in range(5):
+        start = at("2026-11-26 10:00") + timedelta(hours=n)
+        events.append(interview(start, key=f"iv{n}", organizer=f"hr{n}@corp{n}.example", organizer_name=f"HR {n}"))
+        events.append(meeting(start, f"Busy {n}", key=f"m{n}"))
+    actions = [a for a in run(events) if a.kind is ActionKind.RESCHEDULE]
+    assert len(actions) == 5 and all(len(a.slots) == 3 for a in actions)
+    buffer = timedelta(minutes=LONDON.buffers.before_minutes)
+    offered = sorted((s.start, s.end) for a in actions for s in a.slots)
+    for (_, end), (start, _) in zip(offered, offered[1:], strict=False):
+        assert end + buffer <= start
+    for action in actions:
+        assert_slots_free(action.slots, events, LONDON, NOW, timedelta(hours=1), ignore={action.occurrence_key})
+    # The soonest interview chooses first; the choice is stable.
+    assert [a.slots for a in actions] == [a.slots for a in run(list(reversed(events))) if a.kind is ActionKind.RESCHEDULE]
+
+
+def test_a_full_fortnight_looks_one_horizon_further() -> None:
+    config = make_config(slots={"horizon_days": 7})
+    iv = interview(TOMORROW, key="iv")
+    # Busy every working hour of the next 7 days except for the clash itself.
+    blocks = [meeting(at(f"{day} 08:00"), "Workshop", key=f"w{day}", minutes=11 * 60)
+              for day in ("2026-11-25", "2026-11-26", "2026-11-27", "2026-11-30", "2026-12-01")]
+    (action,) = [a for a in run([iv, *blocks], config) if a.kind is ActionKind.RESCHEDULE]
+    assert len(action.slots) == 3
+    assert all(s.start.date() > date(2026, 12, 1) for s in action.slots)
+    assert all(s.start.date() <= date(2026, 12, 8) for s in action.slots)
