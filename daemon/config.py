@@ -34,6 +34,9 @@ REASONS = (
     "transport_delay",
     "own_mistake",
 )
+# Not a reason a user picks: the planner gives it to a reschedule request whose only problem is an
+# odd hour caused by an invitation set up in another time zone (the fact is the honest reason).
+TIME_ZONE_REASON = "time_zone"
 Reason = Literal[
     "scheduling_conflict",
     "illness",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from daemon.classify import is_person, self_addresses
-from daemon.config import Config
+from daemon.config import TIME_ZONE_REASON, Config
 from daemon.detect import KIND_ORDER, SEVERITY_ORDER, reschedule_first, title_text
 from daemon.model import (
     Action,
@@ -428,6 +428,18 @@ class _Planner:
         start = _utc(old.start)
         return prior.event_start is not None and start is not None and start != _utc(prior.event_start)
 
+    def _set_up_elsewhere(self, event: Event) -> str | None:
+        """The event's own zone when its clock there differs from the user's at its start."""
+        if not event.timezone or not isinstance(event.start, datetime):
+            return None
+        theirs = zone(event.timezone)
+        if theirs is None:
+            return None
+        start = event.start.astimezone(UTC)
+        if start.astimezone(theirs).utcoffset() == start.astimezone(self.tz).utcoffset():
+            return None
+        return zone_name(event.timezone)
+
     # -- building actions --
 
     def _add(
@@ -462,6 +474,10 @@ class _Planner:
             return
         reason = self.context.reasons.get(key) or self.config.drafts.reason
         source = "the one you gave" if key in self.context.reasons else "the default from drafts.reason"
+        if key not in self.context.reasons and kind is ActionKind.RESCHEDULE and risks == (RiskKind.ODD_HOUR,):
+            elsewhere = self._set_up_elsewhere(event)
+            if elsewhere:
+                reason, source = TIME_ZONE_REASON, f"the invitation was set up in {elsewhere}"
         lines = [*explanation, f"to {', '.join(p.email for p in people)}; reason: {reason} ({source})"]
         self.planned.add((key, kind))
         self.result.actions.append(

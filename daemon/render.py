@@ -32,7 +32,7 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
-from daemon.config import REASONS, Config
+from daemon.config import REASONS, TIME_ZONE_REASON, Config
 from daemon.mime import clean_header
 from daemon.model import Action, ActionKind, Event, Person, Slot, utc_now
 from daemon.normalize import zone
@@ -322,7 +322,7 @@ class Renderer:
         now: datetime | None = None,
     ) -> DraftMessage:
         """The draft for ``action`` about its interview ``event`` (a reply to ``thread`` if given)."""
-        if action.reason not in REASONS:
+        if action.reason not in REASONS and action.reason != TIME_ZONE_REASON:
             raise RenderError(f"unknown reason {action.reason!r}; choose one of: {', '.join(REASONS)}")
         moment = now or self.clock()
         if moment.utcoffset() is None:
@@ -434,7 +434,7 @@ def template_problems(config: Config) -> list[str]:
     seen: set[str] = set()
     now = datetime(2030, 3, 9, 12, 0, tzinfo=config.user.zone)
     for kind in ActionKind:
-        for reason in REASONS:
+        for reason in (*REASONS, TIME_ZONE_REASON):
             try:
                 renderer.render(replace(action, kind=kind, reason=reason), event, now=now)
             except RenderError as exc:

@@ -147,6 +147,11 @@ def test_odd_hour_timezone_mistake_reschedules_in_their_zone() -> None:
     (action,) = run([iv])
     assert action.kind is ActionKind.RESCHEDULE and action.risks == (RiskKind.ODD_HOUR,)
     assert action.recipient_timezone == "America/Los_Angeles"
+    # The honest reason is the fact itself, not a made-up conflict; a reason you give still wins.
+    assert action.reason == "time_zone"
+    assert any("set up in America/Los_Angeles" in line for line in action.explanation)
+    (given,) = run([iv], context=PlanContext(reasons={iv.occurrence_key: "illness"}))
+    assert given.reason == "illness"
     # slots that are reasonable for Los Angeles too (07:00 there at the earliest)
     for slot in action.slots:
         assert slot.start.astimezone(iv.start.tzinfo).hour >= 7  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.config import REASONS, Config, parse_config
+from daemon.config import REASONS, TIME_ZONE_REASON, Config, parse_config
 from daemon.mime import build_message, parse_message, plain_body
 from daemon.model import (
     Action,
@@ -108,6 +108,7 @@ AHEAD = {
     "technical_problem": "due to a technical problem",
     "transport_delay": "due to a transport disruption",
     "own_mistake": "I made a mistake in my planning",
+    "time_zone": "not workable in my time zone",
 }
 PAST = {
     "scheduling_conflict": None,
@@ -117,6 +118,7 @@ PAST = {
     "technical_problem": "A technical problem prevented me from joining.",
     "transport_delay": "A transport delay prevented me from arriving in time.",
     "own_mistake": "The mistake was entirely my own, and I take full responsibility for it.",
+    "time_zone": None,  # only ever planned for a reschedule request; neutral elsewhere
 }
 ALL_REASON_WORDS = [*AHEAD.values(), *(v for v in PAST.values() if v), "illness", "emergency", "current job"]
 LEFTOVERS = ("[", "]", "{{", "}}", "{%", "%}", "{#", "TODO", "None", "Undefined", "<Company>", "XXX")
@@ -130,7 +132,7 @@ def html_renderer() -> Renderer:
 # ---- every kind × every reason ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("reason", REASONS)
+@pytest.mark.parametrize("reason", [*REASONS, TIME_ZONE_REASON])
 @pytest.mark.parametrize("kind", list(ActionKind))
 def test_every_kind_and_reason_renders_cleanly(html_renderer: Renderer, kind: ActionKind, reason: str) -> None:
     draft = html_renderer.render(action(kind, reason=reason), interview(), now=NOW)
