@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+from collections import Counter
 from collections.abc import Iterable
 from datetime import date, datetime, tzinfo
 from importlib import resources
@@ -400,7 +401,9 @@ def cmd_demo(args: argparse.Namespace, out: Console) -> int:
     print_polls(report, out)
     out.print(interviews_table(evaluation, config, "Interviews found"))
     ignored = [e for e in evaluation.events if not evaluation.classifications[e.occurrence_key].is_interview]
-    out.print(f"Not interviews ({len(ignored)}): " + ", ".join(_escape(e.title) for e in ignored[:12]))
+    counts = Counter(e.title for e in ignored)  # a recurring meeting once, with its count
+    names = [_escape(t) + (f" ×{n}" if n > 1 else "") for t, n in counts.items()]
+    out.print(f"Not interviews ({len(ignored)}): " + ", ".join(names[:12]) + (", …" if len(names) > 12 else ""))
     out.print("\n[bold]Drafts written[/] (review them in a mail client; Salvage never sends):")
     print_outcomes(report.outcomes, out)
     for o in report.outcomes:
