@@ -342,6 +342,13 @@ class _Memo:
         self.bodies: dict[str, _TextFacts] = {}
         self.domains: dict[str, bool] = {}
         self.emails: dict[str, bool] = {}
+        self.explanations: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def reasons(self, found: list[str]) -> tuple[str, ...]:
+        """One shared tuple per distinct explanation: most events of a calendar share theirs, and
+        fewer long-lived objects keep the garbage collector's full passes short."""
+        key = tuple(found)
+        return self.explanations.setdefault(key, key)
 
     def facts(self, text: str, title: bool) -> _TextFacts:
         """Facts for a title (every pattern) or a description/location (strong words, tools, links)."""
@@ -500,7 +507,7 @@ def _classify(event: Event, key: str, rules: _Rules, config: Config, memo: _Memo
     is_interview = score >= rules.threshold
     verdict = "at or above" if is_interview else "below"
     reasons.append(f"score {score:.1f} is {verdict} the threshold {rules.threshold:.1f}")
-    return Classification(key, is_interview, score, tuple(reasons))
+    return Classification(key, is_interview, score, memo.reasons(reasons))
 
 
 def _special(event: Event) -> str | None:
