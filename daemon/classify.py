@@ -15,6 +15,7 @@ from datetime import timezone, tzinfo
 from functools import lru_cache
 
 from daemon.config import Config
+from daemon.gcpause import gc_paused
 from daemon.model import Classification, Event, EventType, Person, Response, ShowAs, as_instant
 
 DEFAULT_WEIGHTS: dict[str, float] = {
@@ -397,6 +398,7 @@ def classify(event: Event, config: Config) -> Classification:
     return _classify(event, event.occurrence_key, rules, config, _Memo(rules))
 
 
+@gc_paused
 def classify_all(events: Iterable[Event], config: Config) -> dict[str, Classification]:
     """Classify many events, keyed by occurrence key.
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from operator import attrgetter
 
 from daemon.config import Config
+from daemon.gcpause import gc_paused
 from daemon.model import (
     Classification,
     Event,
@@ -277,6 +278,7 @@ def _overlaps(items: list[_Item], now_s: float) -> dict[int, list[int]]:
 # ---- the detector -------------------------------------------------------------------------------
 
 
+@gc_paused
 def detect(
     events: Sequence[Event],
     interviews: Mapping[str, Classification],

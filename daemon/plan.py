@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from daemon.classify import is_person, self_addresses
 from daemon.config import TIME_ZONE_REASON, Config
 from daemon.detect import KIND_ORDER, SEVERITY_ORDER, reschedule_first, title_text
+from daemon.gcpause import gc_paused
 from daemon.model import (
     Action,
     ActionKind,
@@ -78,6 +79,7 @@ def plan(
     return plan_result(events, classifications, risks, config, now, context).actions
 
 
+@gc_paused
 def plan_result(
     events: Sequence[Event],
     classifications: Mapping[str, Classification],
