@@ -6,12 +6,10 @@ hand-made clock; one test runs the real scheduler threads with short intervals.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,21 +17,17 @@ import pytest
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from core_helpers import interview, meeting
+from memory_providers import MemoryCalendar, MemoryMailbox
 
 from daemon.config import AccountConfig, Config, load_config
-from daemon.mime import build_message, fingerprint
 from daemon.model import ActionKind, DraftState, Event
 from daemon.pipeline import Engine
 from daemon.service import CHECK_SLACK, MAX_BACKOFF, Service, backoff_delay, poll_jitter
 from daemon.state import StateStore
 from daemon.status import read_health
 from providers.base import (
-    DraftFate,
-    DraftMessage,
-    DraftRef,
     FetchResult,
     ProviderError,
-    ThreadInfo,
     TransientError,
     Window,
 )
@@ -76,60 +70,6 @@ class Clock:
     def advance(self, **delta: float) -> datetime:
         self.now += timedelta(**delta)
         return self.now
-
-
-class MemoryCalendar:
-    incremental = False
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.error: Exception | None = None
-        self.calls = 0
-
-    def fetch(self, window: Window, cursor: str | None) -> FetchResult:
-        self.calls += 1
-        if self.error is not None:
-            raise self.error
-        return FetchResult(events=tuple(self.events), cursor=f"v{self.calls}")
-
-
-class MemoryMailbox:
-    """Remembers drafts; a test plays the user by editing ``drafts``."""
-
-    def __init__(self) -> None:
-        self.drafts: dict[str, DraftMessage] = {}
-        self.ids = itertools.count(1)
-
-    def create(self, draft: DraftMessage) -> DraftRef:
-        build_message(draft)
-        draft_id = f"d{next(self.ids)}"
-        self.drafts[draft_id] = draft
-        return DraftRef(id=draft_id, fingerprint=fingerprint(draft.text))
-
-    def fate(self, ref: DraftRef) -> DraftFate:
-        found = self.drafts.get(ref.id)
-        if found is None:
-            return DraftFate.DELETED
-        return DraftFate.UNTOUCHED if fingerprint(found.text) == ref.fingerprint else DraftFate.EDITED
-
-    def update(self, ref: DraftRef, draft: DraftMessage) -> DraftRef:
-        self.drafts[ref.id] = draft
-        return replace(ref, fingerprint=fingerprint(draft.text))
-
-    def delete(self, ref: DraftRef) -> None:
-        self.drafts.pop(ref.id, None)
-
-    def find_by_key(self, key: str) -> DraftRef | None:
-        for draft_id, draft in self.drafts.items():
-            if draft.key == key:
-                return DraftRef(id=draft_id, fingerprint=fingerprint(draft.text))
-        return None
-
-    def find_thread(self, event: Event) -> ThreadInfo | None:
-        return None
-
-    def kinds(self) -> list[str]:
-        return sorted(d.key for d in self.drafts.values())
 
 
 class World:

@@ -1,0 +1,78 @@
+"""In-memory calendar and mailbox for pipeline and service tests (the providers' protocols, no I/O).
+
+Tests play the user on the mailbox: edit ``bodies``, add ids to ``sent``, remove from ``drafts``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+from daemon.mime import build_message, fingerprint
+from daemon.model import Event
+from providers.base import DraftFate, DraftMessage, DraftRef, FetchResult, ThreadInfo, Window
+
+
+class MemoryCalendar:
+    incremental = False
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.error: Exception | None = None
+        self.calls = 0
+
+    def fetch(self, window: Window, cursor: str | None) -> FetchResult:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return FetchResult(events=tuple(self.events), cursor=f"v{self.calls}")
+
+
+class MemoryMailbox:
+    """A mailbox that remembers drafts and lets a test play the user (edit, delete, send)."""
+
+    def __init__(self) -> None:
+        self.drafts: dict[str, DraftMessage] = {}
+        self.bodies: dict[str, str] = {}
+        self.sent: set[str] = set()
+        self.ids = itertools.count(1)
+        self.crash_after_create = False
+        self.thread: ThreadInfo | None = None
+
+    def create(self, draft: DraftMessage) -> DraftRef:
+        draft_id = f"d{next(self.ids)}"
+        build_message(draft)  # must be a valid message
+        self.drafts[draft_id] = draft
+        self.bodies[draft_id] = draft.text
+        if self.crash_after_create:
+            self.crash_after_create = False
+            raise RuntimeError("power cut right after the draft was created")
+        return DraftRef(id=draft_id, fingerprint=fingerprint(draft.text), thread_id=draft.thread_id)
+
+    def fate(self, ref: DraftRef) -> DraftFate:
+        if ref.id in self.sent:
+            return DraftFate.SENT
+        if ref.id not in self.drafts:
+            return DraftFate.DELETED
+        return DraftFate.UNTOUCHED if fingerprint(self.bodies[ref.id]) == ref.fingerprint else DraftFate.EDITED
+
+    def update(self, ref: DraftRef, draft: DraftMessage) -> DraftRef:
+        self.drafts[ref.id] = draft
+        self.bodies[ref.id] = draft.text
+        return replace(ref, fingerprint=fingerprint(draft.text))
+
+    def delete(self, ref: DraftRef) -> None:
+        self.drafts.pop(ref.id, None)
+
+    def find_by_key(self, key: str) -> DraftRef | None:
+        for draft_id, draft in self.drafts.items():
+            if draft.key == key:
+                return DraftRef(id=draft_id, fingerprint=fingerprint(self.bodies[draft_id]))
+        return None
+
+    def find_thread(self, event: Event) -> ThreadInfo | None:
+        return self.thread
+
+    def kinds(self) -> list[str]:
+        """The keys of the drafts there now, sorted."""
+        return sorted(d.key for d in self.drafts.values())
