@@ -102,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("auth", help="authorise an account (Google / Microsoft)")
     _add_common(p)
     p.add_argument("account", help="account name from the config")
-    p.add_argument("--no-browser", action="store_true", help="print the URL / code instead of opening a browser")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--no-browser", action="store_true", help="print the URL / code instead of opening a browser")
+    how.add_argument("--browser", action="store_true",
+                     help="Microsoft: sign in in a browser instead of with a device code")
 
     p = sub.add_parser("config", help="validate the config or print its JSON Schema")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION")

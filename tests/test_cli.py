@@ -176,3 +176,25 @@ def test_broken_calendar_file_is_reported_not_raised(tmp_path: Path, capsys: pyt
     captured = capsys.readouterr()
     assert code == 0 and "Traceback" not in captured.err
     assert "account demo" in captured.out
+
+
+def test_auth_browser_switches_a_microsoft_account_to_the_browser_flow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from providers import registry
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "user: {name: A, email: a@example.com, timezone: UTC}\n"
+        "accounts:\n  - name: work\n    calendar: {type: microsoft}\n    drafts: {type: microsoft}\n"
+        "    microsoft: {client_id: 00000000-0000-0000-0000-000000000001}\n"
+        f"state: {{path: {tmp_path / 'state.sqlite3'}}}\n"
+    )
+    flows: list[str] = []
+    monkeypatch.setattr(registry, "authenticate",
+                        lambda account, cfg, **kw: flows.append(account.microsoft.auth_flow))
+    assert main(["auth", "--config", str(config), "work"]) == 0
+    assert main(["auth", "--config", str(config), "work", "--browser"]) == 0
+    assert flows == ["device_code", "interactive"]
+    with pytest.raises(SystemExit) as stop:
+        main(["auth", "--config", str(config), "work", "--browser", "--no-browser"])
+    assert stop.value.code == 2
