@@ -177,6 +177,15 @@ def _clean(text: str, limit: int = 200) -> str:
     return clean_header(text or "", limit)
 
 
+_INTERVIEW_PREFIX = re.compile(r"^\s*interview\s*[:\-–—|]\s*", re.IGNORECASE)
+
+
+def _topic(title: str) -> str:
+    """The title for a subject after "...our interview": without a leading "Interview:" to repeat."""
+    rest = _INTERVIEW_PREFIX.sub("", title, count=1)
+    return rest if rest.strip() else title
+
+
 def _usable_name(p: Person) -> str:
     name = _clean(p.name, 100)
     if not name or "@" in name or name.lower() == p.email.lower():
@@ -238,6 +247,7 @@ def build_context(config: Config, action: Action, event: Event, now: datetime) -
         },
         "interview": {
             "title": "" if event.is_private else _clean(event.title, 150),
+            "topic": "" if event.is_private else _topic(_clean(event.title, 150)),
             "when": interview_when,
             "day": interview_when["day"],
             "all_day": event.all_day,

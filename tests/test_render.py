@@ -610,3 +610,17 @@ def test_slots_keep_their_order_even_when_replaced() -> None:
     reversed_slots = replace(a, slots=tuple(reversed(a.slots)))
     bullets = [line for line in r.render(reversed_slots, interview(), now=NOW).text.splitlines() if line.startswith("- ")]
     assert bullets[0].startswith("- Friday 13 March")
+
+
+@pytest.mark.parametrize(
+    ("title", "subject_end"),
+    [
+        ("Interview: Senior Engineer (Contoso)", "our interview: Senior Engineer (Contoso)"),
+        ("interview - Acme", "our interview: Acme"),
+        ("Interview", "our interview: Interview"),
+        ("Technical interview - Acme", "our interview: Technical interview - Acme"),
+    ],
+)
+def test_subjects_do_not_repeat_interview(title: str, subject_end: str) -> None:
+    draft = Renderer(make_config()).render(action(ActionKind.RESCHEDULE), interview(title=title), now=NOW)
+    assert draft.subject.endswith(subject_end)
