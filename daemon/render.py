@@ -221,6 +221,9 @@ def _their_zone(action: Action) -> tzinfo | None:
     return zone(action.recipient_timezone) if action.recipient_timezone else None
 
 
+JUST_MISSED = timedelta(hours=2)
+
+
 def build_context(config: Config, action: Action, event: Event, now: datetime) -> dict[str, Any]:
     """The variables every template receives (documented in docs/templates.md)."""
     user_tz = config.user.zone
@@ -252,6 +255,8 @@ def build_context(config: Config, action: Action, event: Event, now: datetime) -
             "day": interview_when["day"],
             "all_day": event.all_day,
             "short_notice": timedelta(0) <= until < SHORT_NOTICE,
+            # Missed within the last two hours: "are you still free now?" is still a fair question.
+            "just_missed": timedelta(0) <= -until <= JUST_MISSED,
         },
         "slots": [when(s.start, s.end, user_tz, their_tz) for s in action.slots],
     }

@@ -179,6 +179,9 @@ def test_etiquette_of_each_kind(html_renderer: Renderer) -> None:
     missed = r.render(action(ActionKind.MISSED, reason="own_mistake"), interview(), now=START + timedelta(minutes=15)).text
     assert "Please accept my sincere apologies for missing our interview" in missed
     assert "Are you still free now, or would you prefer to reschedule?" in missed
+    later = r.render(action(ActionKind.MISSED), interview(), now=START + timedelta(hours=5))
+    assert "still free now" not in later.text and "still free now" not in (later.html or "")
+    assert "Would it be possible to reschedule?" in later.text
     assert "I understand and respect your decision" in missed
     assert "very interested in the role" in missed
     assert "call" not in missed.lower() and "+1 212 555 0100" not in missed  # the call-first note is the user's
