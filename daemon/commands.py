@@ -6,7 +6,8 @@ import argparse
 import logging
 import shutil
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, tzinfo
 from importlib import resources
 from pathlib import Path
@@ -140,18 +141,25 @@ def print_outcomes(outcomes: Iterable[Outcome], out: Console, *, where: str = ""
 # ---- commands -----------------------------------------------------------------------------------
 
 
-def cmd_check(args: argparse.Namespace, out: Console) -> int:
-    config = config_from(args)
-    now = parse_now(args.now)
+@contextmanager
+def open_engine(config: Config) -> Iterator[Engine]:
+    """The engine over the config's state store; both are closed on the way out."""
     with open_state(config) as store:
         engine = Engine(config, store)
         try:
-            report = PassReport(now=now)
-            if not args.no_poll:
-                report.polls = [engine.poll(a, now) for a in engine.accounts()]
-            evaluation = engine.evaluate(now)
+            yield engine
         finally:
             engine.close()
+
+
+def cmd_check(args: argparse.Namespace, out: Console) -> int:
+    config = config_from(args)
+    now = parse_now(args.now)
+    with open_engine(config) as engine:
+        report = PassReport(now=now)
+        if not args.no_poll:
+            report.polls = [engine.poll(a, now) for a in engine.accounts()]
+        evaluation = engine.evaluate(now)
     interviews = evaluation.interviews
     risky = [e for e in interviews if evaluation.risks_for(e.occurrence_key)]
     if args.format == "json":
@@ -189,12 +197,8 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
     from daemon.lock import InstanceLock
 
     # Drafts are written by one process per state at a time: a running service refuses this pass.
-    with InstanceLock(config.state_path), open_state(config) as store:
-        engine = Engine(config, store)
-        try:
-            report = engine.run_once(now, dry_run=args.dry_run)
-        finally:
-            engine.close()
+    with InstanceLock(config.state_path), open_engine(config) as engine:
+        report = engine.run_once(now, dry_run=args.dry_run)
     print_polls(report, out)
     made = [o for o in report.outcomes if o.result not in ("kept", "exists")]
     label = "dry run: " if args.dry_run else ""
@@ -222,42 +226,38 @@ def _poll_all(engine: Engine, now: datetime, out: Console) -> None:
 def cmd_preview(args: argparse.Namespace, out: Console) -> int:
     config = config_from(args)
     now = parse_now(args.now)
-    with open_state(config) as store:
-        engine = Engine(config, store)
-        try:
-            if not args.no_poll:
-                _poll_all(engine, now, out)
-            evaluation = engine.evaluate(now)
-            event = _one_event(evaluation, args.event)
-            actions = evaluation.actions_for(event.occurrence_key)
-            c = evaluation.classifications[event.occurrence_key]
-            out.print(f"[bold]{_escape(event.title)}[/] — {fmt_when(event, config.user.zone)} "
-                      f"[dim](id {short_id(event.occurrence_key)})[/]")
-            out.print(f"interview: {'yes' if c.is_interview else 'no'} (score {c.score:g}): "
-                      + _escape("; ".join(c.reasons) or "no rule matched"))
-            for risk in evaluation.risks_for(event.occurrence_key):
-                out.print(f"risk: {_escape(risk_text(risk))}")
-            if not actions:
-                out.print("No draft is planned for this event.")
-                return 0
-            for action in actions:
-                if args.reason:
-                    from dataclasses import replace
+    with open_engine(config) as engine:
+        if not args.no_poll:
+            _poll_all(engine, now, out)
+        evaluation = engine.evaluate(now)
+        event = _one_event(evaluation, args.event)
+        actions = evaluation.actions_for(event.occurrence_key)
+        c = evaluation.classifications[event.occurrence_key]
+        out.print(f"[bold]{_escape(event.title)}[/] — {fmt_when(event, config.user.zone)} "
+                  f"[dim](id {short_id(event.occurrence_key)})[/]")
+        out.print(f"interview: {'yes' if c.is_interview else 'no'} (score {c.score:g}): "
+                  + _escape("; ".join(c.reasons) or "no rule matched"))
+        for risk in evaluation.risks_for(event.occurrence_key):
+            out.print(f"risk: {_escape(risk_text(risk))}")
+        if not actions:
+            out.print("No draft is planned for this event.")
+            return 0
+        for action in actions:
+            if args.reason:
+                from dataclasses import replace
 
-                    action = replace(action, reason=args.reason)
-                draft = engine.render(action, event, now)
-                out.rule(f"{action.kind.value}")
-                for line in action.explanation:
-                    out.print(f"[dim]why: {_escape(line)}[/]")
-                for note in action.notes:
-                    out.print(f"[bold]→ {_escape(note)}[/]")
-                out.print(f"To: {', '.join(f'{a.name} <{a.email}>' if a.name else a.email for a in draft.to)}",
-                          markup=False)
-                out.print(f"Subject: {draft.subject}", markup=False)
-                out.print("")
-                out.print(draft.text, markup=False)
-        finally:
-            engine.close()
+                action = replace(action, reason=args.reason)
+            draft = engine.render(action, event, now)
+            out.rule(f"{action.kind.value}")
+            for line in action.explanation:
+                out.print(f"[dim]why: {_escape(line)}[/]")
+            for note in action.notes:
+                out.print(f"[bold]→ {_escape(note)}[/]")
+            out.print(f"To: {', '.join(f'{a.name} <{a.email}>' if a.name else a.email for a in draft.to)}",
+                      markup=False)
+            out.print(f"Subject: {draft.subject}", markup=False)
+            out.print("")
+            out.print(draft.text, markup=False)
     return 0
 
 
@@ -279,33 +279,29 @@ def cmd_missed(args: argparse.Namespace, out: Console) -> int:
 
     config = config_from(args)
     now = parse_now(args.now)
-    with open_state(config) as store:
-        engine = Engine(config, store)
+    with open_engine(config) as engine:
+        _poll_all(engine, now, out)
+        evaluation = engine.evaluate(now)
+        event = _one_event(evaluation, args.event)
+        start = event.span(config.user.zone)[0]
+        if start > now:
+            raise UserError(f"{event.title!r} starts {fmt_instant(start, config.user.zone)}; it cannot be missed yet")
+        engine.store.mark_missed(event.occurrence_key, now, args.reason)
+        out.print(f"Recorded: you missed {event.title!r} ({fmt_when(event, config.user.zone)}).")
+        if args.no_draft:
+            out.print("A missed-interview draft will be made at the next pass.")
+            return 0
         try:
-            _poll_all(engine, now, out)
-            evaluation = engine.evaluate(now)
-            event = _one_event(evaluation, args.event)
-            start = event.span(config.user.zone)[0]
-            if start > now:
-                raise UserError(f"{event.title!r} starts {fmt_instant(start, config.user.zone)}; it cannot be missed yet")
-            store.mark_missed(event.occurrence_key, now, args.reason)
-            out.print(f"Recorded: you missed {event.title!r} ({fmt_when(event, config.user.zone)}).")
-            if args.no_draft:
-                out.print("A missed-interview draft will be made at the next pass.")
-                return 0
-            try:
-                lock = InstanceLock(config.state_path).acquire()
-            except LockError:
-                pid = holder(config.state_path)
-                who = f" (pid {pid})" if pid else ""
-                out.print(f"The running salvage service{who} will write the missed-interview draft at its next poll.")
-                return 0
-            try:
-                report = engine.run_once(now, accounts=[event.account])
-            finally:
-                lock.release()
+            lock = InstanceLock(config.state_path).acquire()
+        except LockError:
+            pid = holder(config.state_path)
+            who = f" (pid {pid})" if pid else ""
+            out.print(f"The running salvage service{who} will write the missed-interview draft at its next poll.")
+            return 0
+        try:
+            report = engine.run_once(now, accounts=[event.account])
         finally:
-            engine.close()
+            lock.release()
     print_polls(report, out)
     mine = [o for o in report.outcomes if o.occurrence_key == event.occurrence_key]
     print_outcomes(mine, out)
@@ -390,12 +386,8 @@ def cmd_demo(args: argparse.Namespace, out: Console) -> int:
         account = config.accounts[0]
         account = account.model_copy(update={"drafts": account.drafts.model_copy(update={"path": drafts_dir})})
         config = config.model_copy(update={"accounts": [account], "state": config.state.model_copy(update={"path": state})})
-        with open_state(config) as store:
-            engine = Engine(config, store)
-            try:
-                report = engine.run_once(now)
-            finally:
-                engine.close()
+        with open_engine(config) as engine:
+            report = engine.run_once(now)
     evaluation = report.evaluation
     assert evaluation is not None
     tz = config.user.zone
