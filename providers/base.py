@@ -11,10 +11,11 @@ the three kinds of failure differently: :class:`AuthError` (the account waits fo
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from daemon.model import Event
 
@@ -168,3 +169,18 @@ class DraftStore(Protocol):
     def find_thread(self, event: Event) -> ThreadInfo | None:
         """Find the invitation email for ``event`` to reply to; None when not found or not supported."""
         ...
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    """A saved cursor as the JSON object a source wrote, or None when absent or unreadable.
+
+    An unreadable cursor (from an older version, or damaged) is not an error: the source then does a
+    full sync, which is always safe.
+    """
+    if not cursor:
+        return None
+    try:
+        state = json.loads(cursor)
+    except ValueError:
+        return None
+    return state if isinstance(state, dict) else None

@@ -32,7 +32,7 @@ from daemon import __version__
 from daemon.config import AccountConfig, Config, IcsCalendar
 from daemon.model import Event, EventType, Person, Response, ShowAs, person
 from daemon.normalize import find_join_urls, find_phones, html_to_text, zone, zone_name
-from providers.base import FetchResult, ProviderError, TransientError, Window
+from providers.base import FetchResult, ProviderError, TransientError, Window, decode_cursor
 from providers.retry import RetryPolicy, call_with_retry, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -159,13 +159,8 @@ class IcsSource:
     # ---- cursor ---------------------------------------------------------------------------------
 
     def _load_cursor(self, cursor: str | None) -> dict[str, Any] | None:
-        if not cursor:
-            return None
-        try:
-            prev = json.loads(cursor)
-        except ValueError:
-            return None
-        if not isinstance(prev, dict) or prev.get("settings") != self._settings:
+        prev = decode_cursor(cursor)
+        if prev is None or prev.get("settings") != self._settings:
             return None
         return prev
 

@@ -46,6 +46,7 @@ from providers.base import (
     ThreadInfo,
     TransientError,
     Window,
+    decode_cursor,
 )
 from providers.microsoft_auth import TokenSource, connection
 from providers.retry import RetryPolicy, call_with_retry, parse_retry_after
@@ -539,13 +540,8 @@ class GraphCalendar:
         return json.dumps(self.selection)
 
     def _parse_cursor(self, cursor: str | None) -> dict[str, Any] | None:
-        if not cursor:
-            return None
-        try:
-            state = json.loads(cursor)
-        except ValueError:
-            return None
-        if not isinstance(state, dict) or state.get("v") != CURSOR_VERSION:
+        state = decode_cursor(cursor)
+        if state is None or state.get("v") != CURSOR_VERSION:
             return None
         if state.get("base") != self.client.base or state.get("sel") != self._signature():
             return None
