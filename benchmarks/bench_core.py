@@ -33,11 +33,12 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from daemon.classify import classify_all  # noqa: E402
 from daemon.config import Config  # noqa: E402
-from daemon.detect import detect  # noqa: E402
-from daemon.model import Event, EventType, Response, ShowAs, person  # noqa: E402
-from daemon.plan import plan_result  # noqa: E402
+from daemon.core.classify import classify_all  # noqa: E402
+from daemon.core.detect import detect  # noqa: E402
+from daemon.core.model import Event, EventType, Response, ShowAs, person  # noqa: E402
+from daemon.core.plan import plan_result  # noqa: E402
+from daemon.engine.gcpause import gc_paused  # noqa: E402
 
 USER_TZ = "Europe/London"
 LONDON = ZoneInfo(USER_TZ)
@@ -203,11 +204,13 @@ def measure(n: int, repeat: int, dense: bool) -> list[dict[str, Any]]:
     result = plan_result(events, labels, risks, config, now)
 
     def core() -> object:
-        found = classify_all(events, config)
-        return detect(events, found, config, now)
+        with gc_paused():  # as the engine runs it
+            found = classify_all(events, config)
+            return detect(events, found, config, now)
 
     def planning() -> object:
-        return plan_result(events, labels, risks, config, now)
+        with gc_paused():
+            return plan_result(events, labels, risks, config, now)
 
     facts = {
         "interviews": sum(1 for c in labels.values() if c.is_interview),

@@ -23,7 +23,7 @@ from fakes.google_fake import GoogleFake, config_yaml  # noqa: E402
 
 from daemon.config import parse_config  # noqa: E402
 from providers.base import Window  # noqa: E402
-from providers.google import GoogleCalendarSource  # noqa: E402
+from providers.google.calendar import GoogleCalendarSource  # noqa: E402
 
 ME = "me@example.com"
 START = datetime(2026, 11, 23, tzinfo=timezone.utc)

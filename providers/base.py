@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
-from daemon.model import Event
+from daemon.core.model import Event
 
 
 class ProviderError(Exception):
@@ -94,7 +94,7 @@ class Address:
 
 @dataclass(frozen=True, slots=True)
 class DraftMessage:
-    """A rendered draft, provider-neutral. Build MIME with :func:`daemon.mime.build_message`."""
+    """A rendered draft, provider-neutral. Build MIME with :func:`providers.mime.build_message`."""
 
     key: str  # goes into the X-Salvage-Key header
     sender: Address
@@ -114,7 +114,7 @@ class DraftRef:
     """Where a draft lives in a mailbox, and a fingerprint of what we put there.
 
     ``id`` is the provider's stable id (Gmail draft id, Graph immutable message id, file name, IMAP
-    UID…). ``fingerprint`` is :func:`daemon.mime.fingerprint` of the body we wrote, so an edit by the
+    UID…). ``fingerprint`` is :func:`providers.mime.fingerprint` of the body we wrote, so an edit by the
     user can be told apart from our own content. ``extra`` holds provider data (JSON-serialisable).
     """
 

@@ -30,9 +30,9 @@ from pathlib import Path
 
 from daemon.config import AccountConfig, Config
 from daemon.config import FolderDrafts as FolderDraftsConfig
-from daemon.mime import KEY_HEADER, build_message, fingerprint, parse_message, plain_body
-from daemon.model import Event, utc_now
+from daemon.core.model import Event, utc_now
 from providers.base import DraftFate, DraftMessage, DraftRef, ProviderError, ThreadInfo
+from providers.mime import KEY_HEADER, build_message, fingerprint, parse_message, plain_body
 
 SENT_DIR = "sent"
 MAX_BYTES = 5 * 1024 * 1024

@@ -30,8 +30,8 @@ import x_wr_timezone
 
 from daemon import __version__
 from daemon.config import AccountConfig, Config, IcsCalendar
-from daemon.model import Event, EventType, Person, Response, ShowAs, person
-from daemon.normalize import find_join_urls, find_phones, html_to_text, zone, zone_name
+from daemon.core.model import Event, EventType, Person, Response, ShowAs, person
+from daemon.core.normalize import find_join_urls, find_phones, html_to_text, zone, zone_name
 from providers.base import FetchResult, ProviderError, TransientError, Window, decode_cursor
 from providers.retry import RetryPolicy, call_with_retry, parse_retry_after
 

@@ -16,17 +16,17 @@ from providers.base import CalendarSource, DraftStore, ProviderError
 
 CALENDARS: dict[str, str] = {
     "ics": "providers.ics:open_calendar",
-    "google": "providers.google:open_calendar",
-    "microsoft": "providers.microsoft:open_calendar",
+    "google": "providers.google.calendar:open_calendar",
+    "microsoft": "providers.microsoft.calendar:open_calendar",
 }
 DRAFTS: dict[str, str] = {
     "folder": "providers.folder:open_drafts",
-    "google": "providers.google:open_drafts",
-    "microsoft": "providers.microsoft:open_drafts",
+    "google": "providers.google.calendar:open_drafts",
+    "microsoft": "providers.microsoft.calendar:open_drafts",
 }
 AUTH: dict[str, str] = {
-    "google": "providers.google_auth:authenticate",
-    "microsoft": "providers.microsoft_auth:authenticate",
+    "google": "providers.google.auth:authenticate",
+    "microsoft": "providers.microsoft.auth:authenticate",
 }
 
 

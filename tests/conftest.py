@@ -13,7 +13,7 @@ _CONFIGURED = ("salvage", "daemon", "providers", "googleapiclient", "httpx", "ht
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
-    """`salvage` commands call daemon.logs.configure(); undo it so one test's levels never hide another's logs."""
+    """`salvage` commands call daemon.cli.logs.configure(); undo it so one test's levels never hide another's logs."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     levels = {name: logging.getLogger(name).level for name in _CONFIGURED}

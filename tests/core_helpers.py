@@ -12,9 +12,9 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from daemon.classify import classify_all
 from daemon.config import WEEKDAYS, Config
-from daemon.model import Classification, Event, EventType, Person, Response, ShowAs, Slot, person
+from daemon.core.classify import classify_all
+from daemon.core.model import Classification, Event, EventType, Person, Response, ShowAs, Slot, person
 
 UTC = timezone.utc
 USER_EMAIL = "alex@example.com"

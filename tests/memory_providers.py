@@ -8,9 +8,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
-from daemon.mime import build_message, fingerprint
-from daemon.model import Event
+from daemon.core.model import Event
 from providers.base import DraftFate, DraftMessage, DraftRef, FetchResult, ThreadInfo, Window
+from providers.mime import build_message, fingerprint
 
 
 class MemoryCalendar:

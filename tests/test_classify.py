@@ -8,8 +8,8 @@ from datetime import date, timedelta
 import pytest
 from core_helpers import ME, UTC, at, attendee, event, interview, make_config, meeting
 
-from daemon.classify import DEFAULT_WEIGHTS, classify, classify_all
-from daemon.model import EventType, Response, ShowAs, person
+from daemon.core.classify import DEFAULT_WEIGHTS, classify, classify_all
+from daemon.core.model import EventType, Response, ShowAs, person
 
 START = at("2026-11-25 14:00")
 CONFIG = make_config()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
-from daemon.commands import DEMO_NOW
+from daemon.cli.commands import DEMO_NOW
 
 SAMPLE = resources.files("daemon.sample")
 FORBIDDEN = ("dentist", "initech", "final round", "concert", "quarterly planning", "another interview",
@@ -88,8 +88,8 @@ def test_check_json_shape_and_exit_code(demo_config: Path, capsys: pytest.Captur
 
 def test_proposed_slots_are_really_free(demo_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from daemon.config import load_config
-    from daemon.pipeline import Engine
-    from daemon.state import StateStore
+    from daemon.engine.pipeline import Engine
+    from daemon.engine.state import StateStore
 
     config = load_config(demo_config)
     now = datetime.fromisoformat(DEMO_NOW)

@@ -27,11 +27,11 @@ from core_helpers import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon import classify as classify_module
-from daemon.classify import classify_all
 from daemon.config import Config
-from daemon.detect import detect
-from daemon.model import (
+from daemon.core import classify as classify_module
+from daemon.core.classify import classify_all
+from daemon.core.detect import detect
+from daemon.core.model import (
     Action,
     ActionKind,
     DraftState,
@@ -43,11 +43,12 @@ from daemon.model import (
     Severity,
     ShowAs,
 )
-from daemon.plan import plan, plan_result
-from daemon.slots import SlotFinder, find_slots
+from daemon.core.plan import plan, plan_result
+from daemon.core.slots import SlotFinder, find_slots
 
-CORE = ("classify.py", "detect.py", "slots.py", "plan.py")
-DAEMON = Path(__file__).resolve().parents[1] / "daemon"
+DAEMON = Path(__file__).resolve().parents[1] / "daemon" / "core"
+# Every core module but the model, whose utc_now() is the one clock the outer layers inject from.
+CORE = tuple(sorted(p.name for p in DAEMON.glob("*.py") if p.name != "model.py"))
 NOW = at("2026-11-24 09:00")  # Tuesday
 LONDON = make_config()
 HOUR = timedelta(hours=1)

@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.config import Config
-from daemon.detect import detect
-from daemon.model import Event, EventType, Response, Risk, RiskKind, Severity, ShowAs
+from daemon.core.detect import detect
+from daemon.core.model import Event, EventType, Response, Risk, RiskKind, Severity, ShowAs
 
 NOW = at("2026-11-24 09:00")  # Tuesday; London is on UTC in November
 LONDON = make_config()

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.mime import KEY_HEADER, fingerprint, plain_body
-from daemon.model import Event
+from daemon.core.model import Event
 from providers.base import Address, DraftFate, DraftMessage, DraftRef, DraftStore, ProviderError
 from providers.folder import FolderDrafts, slug
+from providers.mime import KEY_HEADER, fingerprint, plain_body
 
 NOW = datetime(2025, 3, 26, 9, 30, tzinfo=timezone.utc)
 KEY = "0123456789abcdef0123456789abcdef"

@@ -6,20 +6,20 @@ import gc
 
 import pytest
 
-from daemon.gcpause import gc_paused
+from daemon.engine.gcpause import gc_paused
 
 
-@gc_paused
+@gc_paused()
 def inner() -> bool:
     return gc.isenabled()
 
 
-@gc_paused
+@gc_paused()
 def outer() -> tuple[bool, bool]:
     return inner(), gc.isenabled()
 
 
-@gc_paused
+@gc_paused()
 def boom() -> None:
     raise ValueError("boom")
 

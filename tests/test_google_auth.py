@@ -38,8 +38,8 @@ from fakes.google_fake import (
 from daemon.config import Config, parse_config
 from providers import registry
 from providers.base import ProviderError, Window
-from providers.google import GoogleCalendarSource
-from providers.google_auth import authenticate, scopes_for
+from providers.google.auth import authenticate, scopes_for
+from providers.google.calendar import GoogleCalendarSource
 
 trustme = pytest.importorskip("trustme")
 

@@ -16,10 +16,10 @@ import pytest
 from fakes.google_fake import GMAIL_COMPOSE, GoogleFake, config_yaml
 
 from daemon.config import AccountConfig, parse_config
-from daemon.model import EventType, Response, ShowAs
+from daemon.core.model import EventType, Response, ShowAs
 from providers import registry
 from providers.base import AuthError, CalendarSource, ProviderError, TransientError, Window
-from providers.google import SYNC_MARGIN, GoogleCalendarSource, endpoints, event_from_google
+from providers.google.calendar import SYNC_MARGIN, GoogleCalendarSource, endpoints, event_from_google
 from providers.retry import RetryPolicy
 
 UTC = timezone.utc

@@ -12,11 +12,11 @@ import pytest
 from fakes.google_fake import CALENDAR_READONLY, GMAIL_COMPOSE, GoogleFake, config_yaml
 
 from daemon.config import parse_config
-from daemon.mime import KEY_HEADER, plain_body
-from daemon.model import Event, person
+from daemon.core.model import Event, person
 from providers import registry
 from providers.base import Address, DraftFate, DraftMessage, DraftStore, ProviderError, ThreadInfo
-from providers.google import GmailDrafts
+from providers.google.calendar import GmailDrafts
+from providers.mime import KEY_HEADER, plain_body
 
 UTC = timezone.utc
 ME = "me@example.com"
@@ -330,11 +330,11 @@ def snapshot(fake: GoogleFake) -> dict[str, bytes]:
 
 def test_salvage_run_once_end_to_end(fake: GoogleFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from daemon.cli import main
-    from daemon.model import ActionKind, draft_key
-    from daemon.state import StateStore
+    from daemon.core.model import ActionKind, draft_key
+    from daemon.engine.state import StateStore
 
     sleeps = Sleeps()
-    monkeypatch.setattr("providers.google._default_sleep", sleeps)  # the retry clock, not the client library
+    monkeypatch.setattr("providers.google.calendar._default_sleep", sleeps)  # the retry clock, not the client library
     invite = seed_interviews(fake)
     fake.token_file(tmp_path / "tokens" / "g.google.json")
     config = tmp_path / "config.yaml"
@@ -415,11 +415,11 @@ def test_salvage_run_once_survives_create_faults_without_duplicates(
     fake: GoogleFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from daemon.cli import main
-    from daemon.model import DraftState
-    from daemon.state import StateStore
+    from daemon.core.model import DraftState
+    from daemon.engine.state import StateStore
 
     sleeps = Sleeps()
-    monkeypatch.setattr("providers.google._default_sleep", sleeps)
+    monkeypatch.setattr("providers.google.calendar._default_sleep", sleeps)
     seed_interviews(fake)
     fake.token_file(tmp_path / "tokens" / "g.google.json")
     config = tmp_path / "config.yaml"
@@ -453,7 +453,7 @@ def test_invalid_grant_stops_only_that_account(fake: GoogleFake, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     from daemon.cli import main
 
-    monkeypatch.setattr("providers.google._default_sleep", Sleeps())
+    monkeypatch.setattr("providers.google.calendar._default_sleep", Sleeps())
     seed_interviews(fake)
     fake.token_file(tmp_path / "tokens" / "g.google.json")
     ics = tmp_path / "other.ics"

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from daemon.config import Config, parse_config
-from daemon.model import Event, EventType, Response, ShowAs
+from daemon.core.model import Event, EventType, Response, ShowAs
 from providers import registry
 from providers.base import CalendarSource, DraftStore, FetchResult, ProviderError, TransientError, Window
 from providers.folder import FolderDrafts

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
-from daemon.lock import InstanceLock, LockError, holder, lock_path, pid_alive
+from daemon.service.lock import InstanceLock, LockError, holder, lock_path, pid_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,7 @@ state:
 HOLD = """
 import sys, time
 from pathlib import Path
-from daemon.lock import InstanceLock
+from daemon.service.lock import InstanceLock
 lock = InstanceLock(Path(sys.argv[1])).acquire()
 print("locked", flush=True)
 if sys.argv[2] == "exit":

@@ -13,9 +13,9 @@ import pytest
 from fakes.graph_fake import GraphFake, config_text, sign_in
 
 from daemon.config import AccountConfig, Config, MicrosoftConnection, parse_config
-from providers import microsoft_auth
 from providers.base import AuthError, ProviderError, TransientError
-from providers.microsoft_auth import TokenSource, authority_url, build_cache, scopes_for
+from providers.microsoft import auth as microsoft_auth
+from providers.microsoft.auth import TokenSource, authority_url, build_cache, scopes_for
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ import pytest
 from fakes.graph_fake import GraphFake, config_text, sign_in
 
 from daemon.config import parse_config
-from daemon.mime import fingerprint
-from daemon.model import Event, Response, person
+from daemon.core.model import Event, Response, person
 from providers.base import Address, DraftFate, DraftMessage, ProviderError
-from providers.microsoft import KEY_PROPERTY, GraphClient, GraphDrafts, open_drafts
+from providers.microsoft.calendar import KEY_PROPERTY, GraphClient, GraphDrafts, open_drafts
+from providers.mime import fingerprint
 from providers.retry import RetryPolicy
 
 UTC = timezone.utc
@@ -271,7 +271,7 @@ def seed_interview(fake: GraphFake, start: datetime = START) -> str:
 
 
 class Cli:
-    """The real `salvage` command (daemon.cli.main) on a config whose account 'work' uses the fake."""
+    """The real `salvage` command (daemon.cli.main.main) on a config whose account 'work' uses the fake."""
 
     def __init__(self, fake: GraphFake, state: Path, capsys: pytest.CaptureFixture[str], *, home: bool = False,
                  **microsoft: Any) -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 from email import policy
 from email.parser import BytesParser
 
-from daemon.mime import KEY_HEADER, build_message, clean_header, fingerprint, plain_body
 from providers.base import Address, DraftMessage
+from providers.mime import KEY_HEADER, build_message, clean_header, fingerprint, plain_body
 
 
 def draft(**kw: object) -> DraftMessage:

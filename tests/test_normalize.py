@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.normalize import find_join_urls, find_phones, html_to_text, parse_instant, zone, zone_name
+from daemon.core.normalize import find_join_urls, find_phones, html_to_text, parse_instant, zone, zone_name
 
 
 @pytest.mark.parametrize(

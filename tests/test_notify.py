@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon import notify as notify_module
-from daemon.notify import expand, notify
+from daemon.service import notify as notify_module
+from daemon.service.notify import expand, notify
 
 # Records its arguments (after the output path) as JSON, so a test sees exactly what argv it got.
 RECORD = "import json, sys; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))"

@@ -10,9 +10,9 @@ import pytest
 from memory_providers import MemoryCalendar, MemoryMailbox
 
 from daemon.config import AccountConfig, Config, parse_config
-from daemon.model import ActionKind, DraftState, Event, Response, person
-from daemon.pipeline import Engine
-from daemon.state import StateStore
+from daemon.core.model import ActionKind, DraftState, Event, Response, person
+from daemon.engine.pipeline import Engine
+from daemon.engine.state import StateStore
 from providers.base import (
     AuthError,
     DraftMessage,

@@ -21,8 +21,8 @@ from core_helpers import (
 )
 
 from daemon.config import Config
-from daemon.detect import detect
-from daemon.model import (
+from daemon.core.detect import detect
+from daemon.core.model import (
     Action,
     ActionKind,
     DraftState,
@@ -33,7 +33,7 @@ from daemon.model import (
     RiskKind,
     person,
 )
-from daemon.plan import plan, plan_result, recipient_timezone, recipients_for
+from daemon.core.plan import plan, plan_result, recipient_timezone, recipients_for
 
 NOW = at("2026-11-24 09:00")  # Tuesday
 LONDON = make_config()

@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from daemon.config import REASONS, TIME_ZONE_REASON, Config, parse_config
-from daemon.mime import build_message, parse_message, plain_body
-from daemon.model import (
+from daemon.core.model import (
     Action,
     ActionKind,
     Event,
@@ -25,8 +24,9 @@ from daemon.model import (
     Slot,
     person,
 )
-from daemon.render import Renderer, RenderError, template_problems, zone_label
+from daemon.engine.render import Renderer, RenderError, template_problems, zone_label
 from providers.base import ThreadInfo
+from providers.mime import build_message, parse_message, plain_body
 
 UTC = timezone.utc
 LONDON = ZoneInfo("Europe/London")

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.config import Config
-from daemon.model import Event, ShowAs, Slot
-from daemon.slots import find_slots, local_instant
+from daemon.core.model import Event, ShowAs, Slot
+from daemon.core.slots import find_slots, local_instant
 
 NOW = at("2026-11-24 09:00")  # Tuesday
 HOUR = timedelta(hours=1)

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.codec import event_from_json, event_to_json
-from daemon.model import ActionKind, DraftState, Event, EventType, Response, ShowAs, person
-from daemon.state import DraftRecord, StateError, StateStore
+from daemon.core.model import ActionKind, DraftState, Event, EventType, Response, ShowAs, person
+from daemon.engine.codec import event_from_json, event_to_json
+from daemon.engine.state import DraftRecord, StateError, StateStore
 from providers.base import DraftRef, FetchResult
 
 UTC = timezone.utc

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from daemon.cli import main
-from daemon.commands import DEMO_NOW
+from daemon.cli.commands import DEMO_NOW
+from daemon.cli.status import STALE_AFTER, health_path, read_health, service_state, write_health
 from daemon.config import load_config
-from daemon.state import StateStore
-from daemon.status import STALE_AFTER, health_path, read_health, service_state, write_health
+from daemon.engine.state import StateStore
 
 SAMPLE = resources.files("daemon.sample")
 UTC = timezone.utc
@@ -231,7 +231,7 @@ def test_bad_now_is_a_user_error(config: Path, capsys: pytest.CaptureFixture[str
 def test_an_evaluation_failure_still_shows_accounts_and_drafts(config: Path, capsys: pytest.CaptureFixture[str],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     run_once(config, capsys)
-    from daemon.pipeline import Engine
+    from daemon.engine.pipeline import Engine
 
     def broken(self: Engine, now: datetime) -> None:
         raise RuntimeError("classifier exploded")

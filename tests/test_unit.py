@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon import unit
-from daemon.cli import main
+from daemon.cli import main, unit
 
 CONFIG = """\
 user:

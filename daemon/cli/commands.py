@@ -1,4 +1,4 @@
-"""The handlers behind each `salvage` command (argument parsing lives in :mod:`daemon.cli`)."""
+"""The handlers behind each `salvage` command (argument parsing lives in :mod:`daemon.cli.main`)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from daemon.cli import UserError, config_from, dump_json, open_state, parse_now
+from daemon.cli.common import UserError, config_from, dump_json, open_state, parse_now
 from daemon.config import Config, json_schema, parse_config
-from daemon.ids import short_id
-from daemon.model import Action, DraftState, Event, Risk, Severity
-from daemon.pipeline import Engine, Evaluation, Outcome, PassReport, find_events
+from daemon.core.ids import short_id
+from daemon.core.model import Action, DraftState, Event, Risk, Severity
+from daemon.engine.pipeline import Engine, Evaluation, Outcome, PassReport, find_events
 
 log = logging.getLogger("salvage.cli")
 
@@ -190,11 +190,11 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
     if not args.once:
         if args.now:
             raise UserError("--now only works with --once")
-        from daemon.service import serve
+        from daemon.service.scheduler import serve
 
         return serve(args.config, dry_run=args.dry_run)
     now = parse_now(args.now)
-    from daemon.lock import InstanceLock
+    from daemon.service.lock import InstanceLock
 
     # Drafts are written by one process per state at a time: a running service refuses this pass.
     with InstanceLock(config.state_path), open_engine(config) as engine:
@@ -275,7 +275,7 @@ def _one_event(evaluation: Evaluation, query: str) -> Event:
 
 
 def cmd_missed(args: argparse.Namespace, out: Console) -> int:
-    from daemon.lock import InstanceLock, LockError, holder
+    from daemon.service.lock import InstanceLock, LockError, holder
 
     config = config_from(args)
     now = parse_now(args.now)
@@ -313,13 +313,13 @@ def cmd_missed(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_status(args: argparse.Namespace, out: Console) -> int:
-    from daemon.status import status_command
+    from daemon.cli.status import status_command
 
     return status_command(args, out)
 
 
 def cmd_report(args: argparse.Namespace, out: Console) -> int:
-    from daemon.report import report_command
+    from daemon.cli.report import report_command
 
     return report_command(args, out)
 
@@ -346,7 +346,7 @@ def cmd_config(args: argparse.Namespace, out: Console) -> int:
         dump_json(json_schema())
         return 0
     config = config_from(args)
-    from daemon.render import template_problems
+    from daemon.engine.render import template_problems
 
     problems = template_problems(config)
     for account in config.accounts:
@@ -364,7 +364,7 @@ def cmd_config(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_service(args: argparse.Namespace, out: Console) -> int:
-    from daemon.unit import service_command
+    from daemon.cli.unit import service_command
 
     return service_command(args, out)
 

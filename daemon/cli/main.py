@@ -7,43 +7,19 @@ problem, 2 a user error (bad config, bad arguments, unknown event), 3 an interna
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
 from daemon import __version__
-from daemon.config import REASONS, Config, ConfigError, load_config
-from daemon.render import RenderError
-from daemon.state import StateError, StateStore
+from daemon.cli.common import UserError
+from daemon.config import REASONS, ConfigError
+from daemon.engine.render import RenderError
+from daemon.engine.state import StateError
 from providers.base import ProviderError
-
-
-class UserError(Exception):
-    """A mistake in how Salvage was called: shown plainly, exit 2."""
-
-
-def parse_now(text: str | None) -> datetime:
-    """``--now``: an ISO 8601 instant with an offset (e.g. 2026-11-24T10:30:00+00:00 or ...Z)."""
-    from daemon.model import utc_now
-
-    if text is None:
-        return utc_now()
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise UserError(f"--now {text!r} is not an ISO 8601 instant (e.g. 2026-11-24T10:30:00+00:00)") from None
-    if parsed.utcoffset() is None:
-        raise UserError(f"--now {text!r} has no timezone offset; add one, e.g. {text}+00:00 or {text}Z")
-    return parsed
 
 
 def _add_common(p: argparse.ArgumentParser, *, now: bool = False) -> None:
@@ -126,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setup_logging(verbose: int, fmt: str, command: str) -> None:
     """INFO for the service, WARNING for one-shot commands; -v / -vv raise it."""
-    from daemon.logs import configure
+    from daemon.cli.logs import configure
 
     if verbose >= 2:
         level = logging.DEBUG
@@ -145,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        from daemon import commands
+        from daemon.cli import commands
 
         handler = getattr(commands, f"cmd_{args.command}")
         return int(handler(args, out) or 0)
@@ -170,19 +146,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         err.print(f"salvage: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", markup=False)
         return 3
-
-
-def open_state(config: Config) -> StateStore:
-    return StateStore.open(config.state_path)
-
-
-def config_from(args: argparse.Namespace) -> Config:
-    return load_config(getattr(args, "config", None))
-
-
-def dump_json(data: Any) -> None:
-    """Plain JSON on stdout, for programs."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from daemon.cli import config_from, dump_json, open_state, parse_now
-from daemon.state import DraftRecord, RiskRecord
+from daemon.cli.common import config_from, dump_json, open_state, parse_now
+from daemon.engine.state import DraftRecord, RiskRecord
 
 # Risk kinds worth a retrospective (a tight buffer alone is not an incident).
 INCIDENT_KINDS = ("missed", "interview_clash", "double_booked", "out_of_office", "odd_hour", "travel", "no_join_info")

@@ -20,11 +20,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from daemon.cli import config_from, dump_json, parse_now
+from daemon.cli.common import config_from, dump_json, parse_now
 from daemon.config import AccountConfig, Config
-from daemon.lock import pid_alive
-from daemon.model import DraftState, RiskKind, utc_now
-from daemon.state import LIVE_STATES, AccountStatus, DraftRecord, StateStore
+from daemon.core.model import DraftState, RiskKind, utc_now
+from daemon.engine.state import LIVE_STATES, AccountStatus, DraftRecord, StateStore
+from daemon.service.lock import pid_alive
 
 HEALTH_FILE = "health.json"
 HEALTH_VERSION = 1
@@ -143,7 +143,7 @@ def draft_json(record: DraftRecord) -> dict[str, Any]:
 
 def status_command(args: argparse.Namespace, out: Console) -> int:
     """Accounts, service health, upcoming interviews with risks, live drafts; exit 1 on a problem."""
-    from daemon.commands import fmt_instant
+    from daemon.cli.commands import fmt_instant
 
     config = config_from(args)
     now = parse_now(getattr(args, "now", None))
@@ -167,7 +167,7 @@ def status_command(args: argparse.Namespace, out: Console) -> int:
     problem = bool(failing) or service.problem
 
     if getattr(args, "format", "table") == "json":
-        from daemon.commands import interview_json
+        from daemon.cli.commands import interview_json
 
         dump_json({
             "now": now.isoformat(),
@@ -204,7 +204,7 @@ def status_command(args: argparse.Namespace, out: Console) -> int:
 
 
 def _evaluate(config: Config, store: StateStore, now: datetime) -> tuple[Any, str | None]:
-    from daemon.pipeline import Engine
+    from daemon.engine.pipeline import Engine
 
     try:
         engine = Engine(config, store)
@@ -232,7 +232,7 @@ def _upcoming(evaluation: Any, config: Config, now: datetime) -> list[Any]:
 
 
 def _accounts_table(accounts: list[dict[str, Any]], config: Config) -> Table:
-    from daemon.commands import fmt_instant
+    from daemon.cli.commands import fmt_instant
 
     tz = config.user.zone
     table = Table(title="Accounts", title_justify="left")
@@ -260,7 +260,7 @@ def _accounts_table(accounts: list[dict[str, Any]], config: Config) -> Table:
 
 
 def _print_interviews(evaluation: Any, upcoming: list[Any], config: Config, now: datetime, out: Console) -> None:
-    from daemon.commands import fmt_instant, interviews_table
+    from daemon.cli.commands import fmt_instant, interviews_table
 
     if not upcoming:
         out.print("No upcoming interviews.")
@@ -270,7 +270,7 @@ def _print_interviews(evaluation: Any, upcoming: list[Any], config: Config, now:
 
 
 def _print_drafts(drafts: list[DraftRecord], config: Config, out: Console) -> None:
-    from daemon.commands import fmt_instant
+    from daemon.cli.commands import fmt_instant
 
     if not drafts:
         out.print("No live drafts.")

@@ -15,8 +15,7 @@ from datetime import timezone, tzinfo
 from functools import lru_cache
 
 from daemon.config import Config
-from daemon.gcpause import gc_paused
-from daemon.model import Classification, Event, EventType, Person, Response, ShowAs, as_instant
+from daemon.core.model import Classification, Event, EventType, Person, Response, ShowAs, as_instant
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "title_keyword": 3.0,  # a strong interview word in the title
@@ -398,7 +397,6 @@ def classify(event: Event, config: Config) -> Classification:
     return _classify(event, event.occurrence_key, rules, config, _Memo(rules))
 
 
-@gc_paused
 def classify_all(events: Iterable[Event], config: Config) -> dict[str, Classification]:
     """Classify many events, keyed by occurrence key.
 

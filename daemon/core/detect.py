@@ -17,8 +17,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from operator import attrgetter
 
 from daemon.config import Config
-from daemon.gcpause import gc_paused
-from daemon.model import (
+from daemon.core.model import (
     Classification,
     Event,
     EventType,
@@ -30,7 +29,7 @@ from daemon.model import (
     as_instant,
     ensure_aware,
 )
-from daemon.normalize import find_join_urls, find_phones, zone
+from daemon.core.normalize import find_join_urls, find_phones, zone
 
 UTC = timezone.utc
 MISSED_LOOKBACK = timedelta(days=7)  # older misses are history for the report, not news
@@ -278,7 +277,6 @@ def _overlaps(items: list[_Item], now_s: float) -> dict[int, list[int]]:
 # ---- the detector -------------------------------------------------------------------------------
 
 
-@gc_paused
 def detect(
     events: Sequence[Event],
     interviews: Mapping[str, Classification],

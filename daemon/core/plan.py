@@ -12,11 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 
-from daemon.classify import is_person, self_addresses
 from daemon.config import TIME_ZONE_REASON, Config
-from daemon.detect import KIND_ORDER, SEVERITY_ORDER, reschedule_first, title_text
-from daemon.gcpause import gc_paused
-from daemon.model import (
+from daemon.core.classify import is_person, self_addresses
+from daemon.core.detect import KIND_ORDER, SEVERITY_ORDER, reschedule_first, title_text
+from daemon.core.model import (
     Action,
     ActionKind,
     Classification,
@@ -31,8 +30,8 @@ from daemon.model import (
     Slot,
     ensure_aware,
 )
-from daemon.normalize import find_phones, zone, zone_name
-from daemon.slots import SlotFinder
+from daemon.core.normalize import find_phones, zone, zone_name
+from daemon.core.slots import SlotFinder
 
 # Risk kinds that, when critical and ahead of time, call for a reschedule request.
 RESCHEDULE_KINDS = (
@@ -79,7 +78,6 @@ def plan(
     return plan_result(events, classifications, risks, config, now, context).actions
 
 
-@gc_paused
 def plan_result(
     events: Sequence[Event],
     classifications: Mapping[str, Classification],

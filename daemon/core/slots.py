@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from daemon.config import WEEKDAYS, Config
-from daemon.model import Event, Slot, ensure_aware
+from daemon.core.model import Event, Slot, ensure_aware
 
 UTC = timezone.utc
 

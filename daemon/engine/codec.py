@@ -10,7 +10,7 @@ from dataclasses import fields
 from datetime import date, datetime, timezone
 from typing import Any
 
-from daemon.model import Event, EventType, Person, Response, ShowAs
+from daemon.core.model import Event, EventType, Person, Response, ShowAs
 
 _PERSON_FIELDS = ("email", "name", "response", "is_self", "is_resource", "optional")
 

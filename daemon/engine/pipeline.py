@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
-from daemon.classify import classify_all
 from daemon.config import AccountConfig, Config
-from daemon.detect import detect
-from daemon.mime import fingerprint
-from daemon.model import Action, Classification, DraftState, Event, Risk
-from daemon.plan import plan
-from daemon.render import Renderer
-from daemon.state import DraftRecord, StateStore
+from daemon.core.classify import classify_all
+from daemon.core.detect import detect
+from daemon.core.model import Action, Classification, DraftState, Event, Risk
+from daemon.core.plan import plan
+from daemon.engine.gcpause import gc_paused
+from daemon.engine.render import Renderer
+from daemon.engine.state import DraftRecord, StateStore
 from providers import registry
 from providers.base import (
     AuthError,
@@ -35,6 +35,7 @@ from providers.base import (
     TransientError,
     Window,
 )
+from providers.mime import fingerprint
 
 log = logging.getLogger("salvage.pipeline")
 
@@ -226,10 +227,11 @@ class Engine:
         ):
             by_key.setdefault(event.occurrence_key, event)  # the same invitation on two calendars
         events = tuple(sorted(by_key.values(), key=lambda e: (e.span(self.config.user.zone)[0], e.occurrence_key)))
-        classifications = classify_all(events, self.config)
         context = self.store.plan_context()
-        risks = detect(events, classifications, self.config, now, marked_missed=context.marked_missed)
-        actions = plan(events, classifications, risks, self.config, now, context)
+        with gc_paused():
+            classifications = classify_all(events, self.config)
+            risks = detect(events, classifications, self.config, now, marked_missed=context.marked_missed)
+            actions = plan(events, classifications, risks, self.config, now, context)
         return Evaluation(now, events, by_key, classifications, tuple(risks), tuple(actions))
 
     # ---- drafts ---------------------------------------------------------------------------------
@@ -431,7 +433,7 @@ def _start(event: Event) -> datetime | None:
 
 def find_events(evaluation: Evaluation, query: str, *, interviews_only: bool = False) -> list[Event]:
     """Events matching a short id, an occurrence key, or (case-insensitive) a title substring."""
-    from daemon.ids import short_id
+    from daemon.core.ids import short_id
 
     pool: Iterable[Event] = evaluation.interviews if interviews_only else evaluation.events
     pool = list(pool)

@@ -33,10 +33,10 @@ from jinja2 import (
 from jinja2.sandbox import SandboxedEnvironment
 
 from daemon.config import REASONS, TIME_ZONE_REASON, Config
-from daemon.mime import clean_header
-from daemon.model import Action, ActionKind, Event, Person, Slot, utc_now
-from daemon.normalize import zone
+from daemon.core.model import Action, ActionKind, Event, Person, Slot, utc_now
+from daemon.core.normalize import zone
 from providers.base import Address, DraftMessage, ThreadInfo
+from providers.mime import clean_header
 
 log = logging.getLogger(__name__)
 

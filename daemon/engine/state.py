@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from daemon.codec import event_from_json, event_to_json, instant_from_text, instant_to_text
-from daemon.model import (
+from daemon.core.model import (
     ActionKind,
     DraftState,
     Event,
@@ -24,6 +23,7 @@ from daemon.model import (
     PriorDraft,
     Risk,
 )
+from daemon.engine.codec import event_from_json, event_to_json, instant_from_text, instant_to_text
 from providers.base import DraftRef, FetchResult
 
 MIGRATIONS: tuple[str, ...] = (

@@ -11,7 +11,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from daemon.state import StateError
+from daemon.engine.state import StateError
 
 
 class LockError(StateError):

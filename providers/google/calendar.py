@@ -2,7 +2,7 @@
 
 Both talk through google-api-python-client with its bundled discovery documents (no discovery fetch),
 an ``httplib2`` transport carrying the configured timeout and CA bundle, and the account's saved
-credentials (:mod:`providers.google_auth`), refreshed on expiry and written back.
+credentials (:mod:`providers.google.auth`), refreshed on expiry and written back.
 
 Failures are mapped to :mod:`providers.base` errors: 429, 5xx, rate-limit 403s, timeouts and
 connection resets are :class:`TransientError` (retried here with :func:`call_with_retry`, honouring
@@ -30,9 +30,8 @@ from functools import cache, partial
 from typing import Any
 
 from daemon.config import AccountConfig, Config
-from daemon.mime import KEY_HEADER, build_message, fingerprint, parse_message, plain_body
-from daemon.model import Event, EventType, Person, Response, ShowAs, person
-from daemon.normalize import (
+from daemon.core.model import Event, EventType, Person, Response, ShowAs, person
+from daemon.core.normalize import (
     find_join_urls,
     find_phones,
     html_to_text,
@@ -51,7 +50,8 @@ from providers.base import (
     TransientError,
     Window,
 )
-from providers.google_auth import TokenKeeper, can_read_mail, connection
+from providers.google.auth import TokenKeeper, can_read_mail, connection
+from providers.mime import KEY_HEADER, build_message, fingerprint, parse_message, plain_body
 from providers.retry import RetryPolicy, call_with_retry, parse_retry_after
 
 log = logging.getLogger(__name__)

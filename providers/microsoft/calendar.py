@@ -24,9 +24,8 @@ import httpx
 
 from daemon import __version__
 from daemon.config import AccountConfig, Config, MicrosoftConnection
-from daemon.mime import KEY_HEADER, clean_header, fingerprint
-from daemon.model import Event, EventType, Person, Response, ShowAs, person
-from daemon.normalize import (
+from daemon.core.model import Event, EventType, Person, Response, ShowAs, person
+from daemon.core.normalize import (
     find_join_urls,
     find_phones,
     html_to_text,
@@ -48,7 +47,8 @@ from providers.base import (
     Window,
     decode_cursor,
 )
-from providers.microsoft_auth import TokenSource, connection
+from providers.microsoft.auth import TokenSource, connection
+from providers.mime import KEY_HEADER, clean_header, fingerprint
 from providers.retry import RetryPolicy, call_with_retry, parse_retry_after
 
 log = logging.getLogger("salvage.microsoft")

@@ -1088,7 +1088,7 @@ def config_text(fake: GraphFake, state_dir: Path, *, calendars: Any = None, name
 def sign_in(fake: GraphFake, config_yaml: str, name: str = "work") -> list[str]:
     """Run Salvage's real device-code sign-in against the fake; returns what it printed."""
     from daemon.config import parse_config
-    from providers.microsoft_auth import authenticate
+    from providers.microsoft.auth import authenticate
 
     config = parse_config(config_yaml)
     lines: list[str] = []

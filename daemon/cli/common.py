@@ -1,0 +1,47 @@
+"""Helpers every command shares: the user-error type, `--now`, the config, the store, JSON out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from daemon.config import Config, load_config
+from daemon.engine.state import StateStore
+
+
+class UserError(Exception):
+    """A mistake in how Salvage was called: shown plainly, exit 2."""
+
+
+def parse_now(text: str | None) -> datetime:
+    """``--now``: an ISO 8601 instant with an offset (e.g. 2026-11-24T10:30:00+00:00 or ...Z)."""
+    from daemon.core.model import utc_now
+
+    if text is None:
+        return utc_now()
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"--now {text!r} is not an ISO 8601 instant (e.g. 2026-11-24T10:30:00+00:00)") from None
+    if parsed.utcoffset() is None:
+        raise UserError(f"--now {text!r} has no timezone offset; add one, e.g. {text}+00:00 or {text}Z")
+    return parsed
+
+
+def open_state(config: Config) -> StateStore:
+    return StateStore.open(config.state_path)
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    return load_config(getattr(args, "config", None))
+
+
+def dump_json(data: Any) -> None:
+    """Plain JSON on stdout, for programs."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,1 @@
+"""The long-running service: scheduler, instance lock, notifications and the health file."""
