@@ -19,11 +19,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from core_helpers import interview, meeting
 from memory_providers import MemoryCalendar, MemoryMailbox
 
-from daemon.cli.status import read_health
 from daemon.config import AccountConfig, Config, load_config
 from daemon.core.model import ActionKind, DraftState, Event
 from daemon.engine.pipeline import Engine
 from daemon.engine.state import StateStore
+from daemon.service.health import read_health
 from daemon.service.scheduler import CHECK_SLACK, MAX_BACKOFF, Service, backoff_delay, poll_jitter
 from providers.base import (
     FetchResult,

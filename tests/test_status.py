@@ -16,9 +16,9 @@ import pytest
 
 from daemon.cli import main
 from daemon.cli.commands import DEMO_NOW
-from daemon.cli.status import STALE_AFTER, health_path, read_health, service_state, write_health
 from daemon.config import load_config
 from daemon.engine.state import StateStore
+from daemon.service.health import STALE_AFTER, health_path, read_health, service_state, write_health
 
 SAMPLE = resources.files("daemon.sample")
 UTC = timezone.utc

@@ -6,136 +6,34 @@ import argparse
 import logging
 import shutil
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, tzinfo
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from daemon.cli.common import UserError, config_from, dump_json, open_state, parse_now
+from daemon.cli.output import (
+    _escape,
+    fmt_instant,
+    fmt_when,
+    interview_json,
+    interviews_table,
+    print_outcomes,
+    print_polls,
+    risk_text,
+)
 from daemon.config import Config, json_schema, parse_config
 from daemon.core.ids import short_id
-from daemon.core.model import Action, DraftState, Event, Risk, Severity
-from daemon.engine.pipeline import Engine, Evaluation, Outcome, PassReport, find_events
+from daemon.core.model import DraftState, Event
+from daemon.engine.pipeline import Engine, Evaluation, PassReport, find_events
 
 log = logging.getLogger("salvage.cli")
 
 DEMO_NOW = "2026-11-24T10:30:00+00:00"
-_SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
-
-
-# ---- formatting ---------------------------------------------------------------------------------
-
-
-def fmt_when(event: Event, tz: tzinfo) -> str:
-    """'Wed 25 Nov 14:00–14:45' in the user's zone; all-day events as dates."""
-    if isinstance(event.start, datetime) and isinstance(event.end, datetime):
-        start, end = event.start.astimezone(tz), event.end.astimezone(tz)
-        day = start.strftime("%a %d %b %H:%M")
-        tail = end.strftime("%H:%M") if end.date() == start.date() else end.strftime("%a %d %b %H:%M")
-        return f"{day}–{tail}"
-    assert isinstance(event.start, date)
-    return event.start.strftime("%a %d %b") + " (all day)"
-
-
-def fmt_instant(value: datetime | None, tz: tzinfo) -> str:
-    return value.astimezone(tz).strftime("%a %d %b %H:%M") if value else "—"
-
-
-def risk_text(risk: Risk) -> str:
-    return f"{risk.kind.value} ({risk.severity.value}): {risk.evidence}"
-
-
-def _iso(value: datetime | date) -> str:
-    return value.isoformat()
-
-
-def interview_json(event: Event, evaluation: Evaluation) -> dict[str, Any]:
-    """The stable JSON shape of one interview (documented in the README)."""
-    c = evaluation.classifications[event.occurrence_key]
-    return {
-        "id": short_id(event.occurrence_key),
-        "key": event.occurrence_key,
-        "account": event.account,
-        "title": event.title,
-        "start": _iso(event.start),
-        "end": _iso(event.end),
-        "all_day": event.all_day,
-        "timezone": event.timezone,
-        "organizer": {"email": event.organizer.email, "name": event.organizer.name} if event.organizer else None,
-        "score": c.score,
-        "reasons": list(c.reasons),
-        "risks": [
-            {"kind": r.kind.value, "severity": r.severity.value, "evidence": r.evidence, "cause": r.cause}
-            for r in evaluation.risks_for(event.occurrence_key)
-        ],
-        "actions": [action_json(a) for a in evaluation.actions_for(event.occurrence_key)],
-    }
-
-
-def action_json(action: Action) -> dict[str, Any]:
-    return {
-        "kind": action.kind.value,
-        "key": action.key,
-        "recipients": [p.email for p in action.recipients],
-        "reason": action.reason,
-        "slots": [{"start": s.start.isoformat(), "end": s.end.isoformat()} for s in action.slots],
-        "call_first": action.call_first,
-        "phone": action.phone,
-        "notes": list(action.notes),
-    }
-
-
-def interviews_table(evaluation: Evaluation, config: Config, title: str) -> Table:
-    tz = config.user.zone
-    table = Table(title=title, show_lines=True, title_justify="left")
-    table.add_column("id", style="dim", no_wrap=True)
-    table.add_column("when", no_wrap=True)
-    table.add_column("interview")
-    table.add_column("risks")
-    table.add_column("draft planned")
-    for event in evaluation.interviews:
-        risks = evaluation.risks_for(event.occurrence_key)
-        risk_cell = "\n".join(
-            f"[{_SEVERITY_STYLE[r.severity]}]{r.kind.value}[/]: {_escape(r.evidence)}" for r in risks
-        ) or "[green]none[/]"
-        actions = ", ".join(a.kind.value for a in evaluation.actions_for(event.occurrence_key)) or "—"
-        who = f"\n[dim]{_escape(event.organizer.display)}[/]" if event.organizer else ""
-        table.add_row(short_id(event.occurrence_key), fmt_when(event, tz), _escape(event.title) + who, risk_cell, actions)
-    return table
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
-def print_polls(report: PassReport, out: Console) -> None:
-    for poll in report.polls:
-        if not poll.ok:
-            hint = f" — run `salvage auth {poll.account}`" if poll.needs_auth and "salvage auth" not in poll.message else ""
-            out.print(f"[red]account {poll.account}: {_escape(poll.message)}{hint}[/]")
-        for problem in poll.problems:
-            out.print(f"[yellow]account {poll.account}: {_escape(problem)}[/]")
-
-
-def print_outcomes(outcomes: Iterable[Outcome], out: Console, *, where: str = "") -> None:
-    for o in outcomes:
-        if o.result in ("kept", "exists"):
-            continue
-        to = f" to {', '.join(a.email for a in o.draft.to)}" if o.draft else ""
-        subject = f" “{_escape(o.draft.subject)}”" if o.draft else ""
-        detail = f" ({_escape(o.detail)})" if o.detail else ""
-        out.print(f"  {o.result:>12}  {o.kind}{to}{subject}{detail}")
-        for note in o.notes:
-            out.print(f"                [bold]→ {_escape(note)}[/]")
-    if where:
-        out.print(where)
 
 
 # ---- commands -----------------------------------------------------------------------------------

@@ -41,11 +41,11 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from daemon import __version__
-from daemon.cli.status import HEALTH_VERSION, accounts_health, health_path, read_health, write_health
 from daemon.config import AccountConfig, Config, ConfigError, load_config
 from daemon.core.model import ActionKind, RiskKind, utc_now
 from daemon.engine.pipeline import Engine, Evaluation, Outcome, PassReport
 from daemon.engine.state import LIVE_STATES, StateStore
+from daemon.service.health import HEALTH_VERSION, accounts_health, health_path, read_health, write_health
 from daemon.service.lock import InstanceLock, LockError
 from daemon.service.notify import notify
 
