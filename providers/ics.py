@@ -4,8 +4,15 @@ Not incremental: every changed poll returns the whole window. A poll reports ``u
 file (size, mtime, SHA-256) or the URL (ETag / Last-Modified → 304, or the same body) has not changed
 since the cursor *and* the window has not slid past what the last full result covered by more than
 :data:`REFRESH_SLACK` (otherwise occurrences of long recurring series entering the window would be
-missed). Parsing expands recurrences with ``recurring_ical_events`` and reads Google's
-``X-WR-TIMEZONE`` with ``x_wr_timezone``; Windows zone names (Outlook) become IANA zones.
+missed). Parsing expands recurrences with ``recurring_ical_events``; Windows zone names (Outlook)
+become IANA zones.
+
+``X-WR-TIMEZONE`` (Google, Apple) is applied here, once, before expansion, and only to floating
+times and UTC times: a time carrying a TZID keeps the zone it names, whether its VTIMEZONE has
+TZNAME lines or not (Outlook writes none). ``x_wr_timezone`` treats a zone without a name as
+floating and would re-label such times, so the property is removed before ``recurring_ical_events``
+sees the calendar (it would apply the conversion a second time). A time that cannot be placed with
+certainty (a TZID that is neither defined in the file nor a known zone) skips its event with a note.
 """
 
 from __future__ import annotations
@@ -26,7 +33,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import icalendar
 import recurring_ical_events
-import x_wr_timezone
 
 from daemon import __version__
 from daemon.config import AccountConfig, Config, IcsCalendar
@@ -45,8 +51,9 @@ RETRY = RetryPolicy(attempts=3, base_seconds=1.0, cap_seconds=10.0, max_retry_af
 # icalendar's property value unions are too wide to type usefully: components are handled as Any.
 Component = Any
 # Bump when parsing changes what events come out, so cached "unchanged" results are re-read.
-PARSER_VERSION = 1
-_STASH = "X-SALVAGE-TZID"  # the original DTSTART TZID, kept across x_wr_timezone's conversion
+PARSER_VERSION = 2
+_STASH = "X-SALVAGE-TZID"  # the original DTSTART TZID, kept across the X-WR-TIMEZONE conversion
+_TIME_PROPS = ("DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE", "RDATE")
 
 
 def open_calendar(account: AccountConfig, config: Config) -> IcsSource:
@@ -393,10 +400,12 @@ def _comparable(value: date) -> datetime:
 def _calendar_events(
     calendar: Component, window: Window, ctx: _Context, problems: list[str]
 ) -> Iterator[Event]:
-    x_wr = _text(calendar.get("X-WR-TIMEZONE"))
+    x_wr = _text(calendar.get("X-WR-TIMEZONE")).strip()
     x_wr_zone = zone(x_wr) if x_wr else None
     if x_wr and x_wr_zone is None:
-        problems.append(f"X-WR-TIMEZONE {x_wr!r} is not a known timezone; floating times read in your timezone")
+        problems.append(f"X-WR-TIMEZONE {x_wr!r} is not a known timezone; events with floating times are skipped")
+    if "X-WR-TIMEZONE" in calendar:
+        del calendar["X-WR-TIMEZONE"]  # applied below, once; recurring_ical_events must not apply it again
     floating = x_wr_zone or ctx.user_zone
     cancel_all = _text(calendar.get("METHOD")).upper() == "CANCEL"
 
@@ -414,20 +423,14 @@ def _calendar_events(
             seed = f"{_text(component.get('SUMMARY'))}\x1f{component['DTSTART'].to_ical().decode()}"
             component["UID"] = "salvage-" + hashlib.sha256(seed.encode()).hexdigest()[:20]
         tzid = component["DTSTART"].params.get("TZID")
+        unplaced = _place_times(component, x_wr_zone, bool(x_wr))
+        if unplaced is not None:
+            problems.append(f"skipped {_describe(component)}: {unplaced}")
+            continue
         if tzid:
-            if isinstance(component["DTSTART"].dt, datetime) and component["DTSTART"].dt.tzinfo is None:
-                where = "the calendar's X-WR-TIMEZONE" if x_wr_zone else "your timezone"
-                problems.append(f"{_describe(component)}: unknown timezone {str(tzid)!r}, times read in {where}")
-            else:
-                component[_STASH] = str(tzid)
+            component[_STASH] = str(tzid)
         kept.append(component)
     calendar.subcomponents = kept
-
-    if x_wr_zone is not None:
-        try:
-            calendar = x_wr_timezone.to_standard(calendar, timezone=x_wr_zone)
-        except Exception as exc:  # noqa: BLE001 - fall back to reading floating times ourselves
-            problems.append(f"X-WR-TIMEZONE could not be applied: {exc}")
 
     recurring: set[str] = set()
     moved: dict[tuple[str, str], datetime | date] = {}  # RANGE=THISANDFUTURE overrides' new starts
@@ -451,6 +454,60 @@ def _calendar_events(
             continue
         if _overlaps(event, window, ctx.user_zone):
             yield event
+
+
+class _Unplaceable(Exception):
+    """A date-time whose instant is not known for certain."""
+
+
+def _place_times(component: Component, x_wr_zone: tzinfo | None, has_x_wr: bool) -> str | None:
+    """Give a VEVENT's date-times the zone they certainly have; why they cannot have one, or None.
+
+    A TZID keeps its zone (the VTIMEZONE icalendar built, or the IANA/Windows zone it names). Only
+    floating and UTC times take the calendar's X-WR-TIMEZONE; without one, floating times stay
+    floating (RFC 5545: local time wherever the user is) and UTC stays UTC.
+    """
+    try:
+        for name in _TIME_PROPS:
+            for prop in _as_list(component.get(name)):
+                values = prop.dts if hasattr(prop, "dts") else [prop]
+                for value in values:
+                    tzid = _text(value.params.get("TZID") or prop.params.get("TZID")).strip()
+                    moment = value.dt
+                    if isinstance(moment, tuple):  # RDATE;VALUE=PERIOD: (start, end or duration)
+                        value.dt = tuple(_placed(m, tzid, x_wr_zone, has_x_wr) for m in moment)
+                    else:
+                        value.dt = _placed(moment, tzid, x_wr_zone, has_x_wr)
+    except _Unplaceable as exc:
+        return str(exc)
+    return None
+
+
+def _placed(moment: Any, tzid: str, x_wr_zone: tzinfo | None, has_x_wr: bool) -> Any:
+    if not isinstance(moment, datetime):
+        return moment
+    if tzid:
+        if moment.tzinfo is not None:
+            return moment  # never re-labelled by X-WR-TIMEZONE, named zone or not
+        known = zone(tzid)  # e.g. "/mozilla.org/20050126_1/Europe/Berlin" with no VTIMEZONE
+        if known is None:
+            raise _Unplaceable(
+                f"its time zone {tzid!r} is neither defined in the file nor a known zone, "
+                f"so {moment:%Y-%m-%d %H:%M} cannot be placed without guessing"
+            )
+        return moment.replace(tzinfo=known)
+    if moment.tzinfo is None:  # floating
+        if x_wr_zone is not None:
+            return moment.replace(tzinfo=x_wr_zone)
+        if has_x_wr:
+            raise _Unplaceable(
+                f"its floating time {moment:%Y-%m-%d %H:%M} belongs to the calendar's X-WR-TIMEZONE, "
+                "which is not a known zone"
+            )
+        return moment
+    if x_wr_zone is not None:  # UTC ("Z"), as Google writes times in a calendar declaring its zone
+        return moment.astimezone(x_wr_zone)
+    return moment
 
 
 def _occurrences(

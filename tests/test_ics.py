@@ -189,6 +189,51 @@ def test_outlook_windows_zone_without_vtimezone_and_html_description() -> None:
     assert event.phones == ("+1 669 900 6833",)
 
 
+def test_outlook_windows_zone_without_tzname_in_a_file_with_x_wr_timezone() -> None:
+    # Outlook publishes "Pacific Standard Time" with a VTIMEZONE but no TZNAME lines; the file's
+    # X-WR-TIMEZONE (New York) must not re-label the 10:00 Pacific time: 18 March is PDT (UTC-7).
+    result = fetch("outlook_x_wr_timezone.ics", tz="America/New_York")
+    event = one(result, "Interview: Staff Engineer - Initech")
+    assert event.start == datetime(2025, 3, 18, 17, tzinfo=UTC)
+    assert event.end == datetime(2025, 3, 18, 18, tzinfo=UTC)
+    assert event.timezone == "America/Los_Angeles"
+    assert result.problems == ()
+
+
+def test_x_wr_timezone_takes_utc_and_floating_times_once_and_leaves_tzid_times_alone(tmp_path: Path) -> None:
+    path = tmp_path / "google.ics"
+    path.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Google Inc//Google Calendar 70.9054//EN\r\n"
+        "X-WR-TIMEZONE:Europe/Berlin\r\n"
+        # A weekly series written in UTC repeats at 10:00 Berlin wall time across the 30 March change.
+        "BEGIN:VEVENT\r\nUID:utc-series\r\nDTSTART:20250324T090000Z\r\nDTEND:20250324T093000Z\r\n"
+        "RRULE:FREQ=WEEKLY;COUNT=2\r\nSUMMARY:Weekly UTC\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:floating\r\nDTSTART:20250326T140000\r\nDTEND:20250326T150000\r\n"
+        "SUMMARY:Floating\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:tokyo\r\nDTSTART;TZID=Asia/Tokyo:20250326T090000\r\n"
+        "DTEND;TZID=Asia/Tokyo:20250326T100000\r\nSUMMARY:Tokyo\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    result = source_for(path, tz="America/New_York").fetch(MARCH, None)
+    assert result.problems == ()
+    weekly = by_title(result, "Weekly UTC")
+    assert [e.start for e in weekly] == [datetime(2025, 3, 24, 10, tzinfo=BERLIN), datetime(2025, 3, 31, 10, tzinfo=BERLIN)]
+    assert one(result, "Floating").start == datetime(2025, 3, 26, 13, tzinfo=UTC)
+    assert one(result, "Tokyo").start == datetime(2025, 3, 26, 0, tzinfo=UTC)
+
+
+def test_floating_time_under_an_unknown_x_wr_timezone_is_skipped_not_guessed(tmp_path: Path) -> None:
+    path = tmp_path / "odd.ics"
+    path.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:test\r\nX-WR-TIMEZONE:Mars/Olympus\r\n"
+        "BEGIN:VEVENT\r\nUID:f\r\nDTSTART:20250326T140000\r\nDTEND:20250326T150000\r\nSUMMARY:Floating\r\n"
+        "END:VEVENT\r\nBEGIN:VEVENT\r\nUID:u\r\nDTSTART:20250326T140000Z\r\nDTEND:20250326T150000Z\r\n"
+        "SUMMARY:UTC\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    result = source_for(path).fetch(MARCH, None)
+    assert [e.title for e in result.events] == ["UTC"]
+    assert any("'f'" in p and "floating time 2025-03-26 14:00" in p for p in result.problems)
+
+
 def test_outlook_oof_private_and_working_elsewhere() -> None:
     result = fetch("outlook_export.ics")
     vacation = one(result, "Vacation")
@@ -330,9 +375,12 @@ def test_unknown_and_custom_zones_orphan_override_and_cancelled_instance(tmp_pat
     result = source_for(path).fetch(MARCH, None)
     custom = one(result, "Custom zone")
     assert custom.start == datetime(2025, 3, 6, 4, 30, tzinfo=UTC) and custom.timezone is None
-    unknown = one(result, "Unknown zone")
-    assert unknown.start == datetime(2025, 3, 6, 10, tzinfo=BERLIN) and unknown.timezone is None
-    assert any("Mars Standard Time" in p for p in result.problems)
+    # A zone neither defined in the file nor known cannot be placed: the event is skipped, said once.
+    assert not [e for e in result.events if e.title == "Unknown zone"]
+    assert [p for p in result.problems if "Mars Standard Time" in p] == [
+        "skipped event 'bogus' ('Unknown zone'): its time zone 'Mars Standard Time' is neither defined "
+        "in the file nor a known zone, so 2025-03-06 10:00 cannot be placed without guessing"
+    ]
     orphan = one(result, "Single instance invite")
     assert orphan.occurrence_key == "orphan@20250310T100000Z"
     assert orphan.start == datetime(2025, 3, 11, 10, tzinfo=UTC)
