@@ -24,7 +24,8 @@ from fakes.graph_fake import GraphFake, config_text, sign_in  # noqa: E402
 
 from daemon.config import parse_config  # noqa: E402
 from providers.base import Window  # noqa: E402
-from providers.microsoft.calendar import GraphClient, open_calendar  # noqa: E402
+from providers.microsoft.calendar import open_calendar  # noqa: E402
+from providers.microsoft.client import GraphClient  # noqa: E402
 
 START = datetime(2026, 11, 23, tzinfo=timezone.utc)
 WINDOW = Window(START - timedelta(days=1), START + timedelta(days=30))

@@ -21,8 +21,8 @@ CALENDARS: dict[str, str] = {
 }
 DRAFTS: dict[str, str] = {
     "folder": "providers.folder:open_drafts",
-    "google": "providers.google.calendar:open_drafts",
-    "microsoft": "providers.microsoft.calendar:open_drafts",
+    "google": "providers.google.gmail:open_drafts",
+    "microsoft": "providers.microsoft.mail:open_drafts",
 }
 AUTH: dict[str, str] = {
     "google": "providers.google.auth:authenticate",

@@ -19,7 +19,8 @@ from daemon.config import AccountConfig, parse_config
 from daemon.core.model import EventType, Response, ShowAs
 from providers import registry
 from providers.base import AuthError, CalendarSource, ProviderError, TransientError, Window
-from providers.google.calendar import SYNC_MARGIN, GoogleCalendarSource, endpoints, event_from_google
+from providers.google.calendar import SYNC_MARGIN, GoogleCalendarSource, event_from_google
+from providers.google.client import endpoints
 from providers.retry import RetryPolicy
 
 UTC = timezone.utc

@@ -15,7 +15,7 @@ from daemon.config import parse_config
 from daemon.core.model import Event, person
 from providers import registry
 from providers.base import Address, DraftFate, DraftMessage, DraftStore, ProviderError, ThreadInfo
-from providers.google.calendar import GmailDrafts
+from providers.google.gmail import GmailDrafts
 from providers.mime import KEY_HEADER, plain_body
 
 UTC = timezone.utc
@@ -334,7 +334,7 @@ def test_salvage_run_once_end_to_end(fake: GoogleFake, tmp_path: Path, monkeypat
     from daemon.engine.state import StateStore
 
     sleeps = Sleeps()
-    monkeypatch.setattr("providers.google.calendar._default_sleep", sleeps)  # the retry clock, not the client library
+    monkeypatch.setattr("providers.google.client._default_sleep", sleeps)  # the retry clock, not the client library
     invite = seed_interviews(fake)
     fake.token_file(tmp_path / "tokens" / "g.google.json")
     config = tmp_path / "config.yaml"
@@ -419,7 +419,7 @@ def test_salvage_run_once_survives_create_faults_without_duplicates(
     from daemon.engine.state import StateStore
 
     sleeps = Sleeps()
-    monkeypatch.setattr("providers.google.calendar._default_sleep", sleeps)
+    monkeypatch.setattr("providers.google.client._default_sleep", sleeps)
     seed_interviews(fake)
     fake.token_file(tmp_path / "tokens" / "g.google.json")
     config = tmp_path / "config.yaml"
@@ -453,7 +453,7 @@ def test_invalid_grant_stops_only_that_account(fake: GoogleFake, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     from daemon.cli import main
 
-    monkeypatch.setattr("providers.google.calendar._default_sleep", Sleeps())
+    monkeypatch.setattr("providers.google.client._default_sleep", Sleeps())
     seed_interviews(fake)
     fake.token_file(tmp_path / "tokens" / "g.google.json")
     ics = tmp_path / "other.ics"

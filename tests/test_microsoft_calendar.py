@@ -15,13 +15,8 @@ from fakes.graph_fake import DEFAULT_CALENDAR, GraphFake, config_text, sign_in
 from daemon.config import Config, parse_config
 from daemon.core.model import EventType, Response, ShowAs
 from providers.base import AuthError, ProviderError, TransientError, Window
-from providers.microsoft.calendar import (
-    GraphCalendar,
-    GraphClient,
-    event_from_graph,
-    open_calendar,
-    round_range,
-)
+from providers.microsoft.calendar import GraphCalendar, event_from_graph, open_calendar, round_range
+from providers.microsoft.client import GraphClient
 from providers.retry import RetryPolicy
 
 UTC = timezone.utc

@@ -14,7 +14,8 @@ from fakes.graph_fake import GraphFake, config_text, sign_in
 from daemon.config import parse_config
 from daemon.core.model import Event, Response, person
 from providers.base import Address, DraftFate, DraftMessage, ProviderError
-from providers.microsoft.calendar import KEY_PROPERTY, GraphClient, GraphDrafts, open_drafts
+from providers.microsoft.client import GraphClient
+from providers.microsoft.mail import KEY_PROPERTY, GraphDrafts, open_drafts
 from providers.mime import fingerprint
 from providers.retry import RetryPolicy
 
