@@ -191,3 +191,27 @@ def test_the_running_service_holds_the_lock_and_releases_it_on_sigterm(config: P
     assert json.loads((config.parent / "state" / "health.json").read_text())["state"] == "stopped"
     with InstanceLock(state_of(config)):
         pass
+
+
+def test_a_symlinked_state_path_shares_the_lock_of_its_target(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "linked-dir").symlink_to(real, target_is_directory=True)
+    (real / "state.sqlite3").touch()
+    (tmp_path / "linked-file.sqlite3").symlink_to(real / "state.sqlite3")
+    with InstanceLock(real / "state.sqlite3"):
+        for other in (tmp_path / "linked-dir" / "state.sqlite3", tmp_path / "linked-file.sqlite3"):
+            with pytest.raises(LockError, match="another salvage run"):
+                InstanceLock(other).acquire()
+            assert holder(other) == os.getpid()
+    assert not (tmp_path / "linked-file.sqlite3.lock").exists()
+
+
+def test_a_second_run_through_a_link_to_the_state_file_is_refused(config: Path, tmp_path: Path,
+                                                                 held: subprocess.Popen[str]) -> None:
+    state_of(config).touch()
+    (tmp_path / "alias.sqlite3").symlink_to(state_of(config))
+    other = tmp_path / "other.yaml"
+    other.write_text(config.read_text().replace("state/state.sqlite3", "alias.sqlite3"))
+    assert main(["run", "--once", "--config", str(other)]) == 2
+    assert not (config.parent / "drafts").exists()

@@ -2,7 +2,9 @@
 
 The kernel drops an ``flock`` when its holder dies (even by ``kill -9``), so a stale lock file never
 blocks a restart. The file is never deleted: removing it would let two processes lock two different
-inodes under the same name.
+inodes under the same name. The lock sits beside the state file's *real* path (symbolic links
+resolved), so two spellings of one database (a symlinked directory, a link to the file) share one
+lock.
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ class LockError(StateError):
     """Another process holds the state file's lock."""
 
 
+def real_state_path(state_path: Path) -> Path:
+    """The state file's path with every symbolic link resolved (the parts that exist so far)."""
+    return Path(os.path.realpath(state_path))
+
+
 def lock_path(state_path: Path) -> Path:
-    """``<state>.lock`` beside the state file."""
-    return state_path.with_name(state_path.name + ".lock")
+    """``<state>.lock`` beside the state file's real path."""
+    real = real_state_path(state_path)
+    return real.with_name(real.name + ".lock")
 
 
 class InstanceLock:
