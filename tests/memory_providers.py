@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from datetime import timezone
 
 from daemon.core.model import Event
-from providers.base import DraftFate, DraftMessage, DraftRef, FetchResult, ThreadInfo, Window
+from providers.base import DraftFate, DraftMessage, DraftRef, FetchResult, ProviderError, ThreadInfo, Window
 from providers.mime import build_message, fingerprint
 
 
@@ -25,7 +26,13 @@ class MemoryCalendar:
         self.calls += 1
         if self.error is not None:
             raise self.error
-        return FetchResult(events=tuple(self.events), cursor=f"v{self.calls}")
+        inside = tuple(e for e in self.events if _overlaps(e, window))
+        return FetchResult(events=inside, cursor=f"v{self.calls}")
+
+
+def _overlaps(event: Event, window: Window) -> bool:
+    start, end = event.span(timezone.utc)  # all-day events as UTC days: close enough for tests
+    return end > window.start and start < window.end
 
 
 class MemoryMailbox:
@@ -57,6 +64,8 @@ class MemoryMailbox:
         return DraftFate.UNTOUCHED if fingerprint(self.bodies[ref.id]) == ref.fingerprint else DraftFate.EDITED
 
     def update(self, ref: DraftRef, draft: DraftMessage) -> DraftRef:
+        if ref.id not in self.drafts:
+            raise ProviderError(f"draft {ref.id} no longer exists")
         self.drafts[ref.id] = draft
         self.bodies[ref.id] = draft.text
         return replace(ref, fingerprint=fingerprint(draft.text))

@@ -1,0 +1,400 @@
+"""One harness per provider for the contract suites: the provider under test plus a way to play its world.
+
+A calendar harness seeds the remote calendar (``add``/``retitle``/``remove``) and opens the source
+under test; a mailbox harness opens the draft store and plays the user (edit, send, discard). The
+suites in this folder run every test over every harness listed in :data:`CALENDARS` and
+:data:`MAILBOXES`. Adding a provider = one harness class here + one line in each table that applies
+(see docs/providers.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from fakes.google_fake import GoogleFake
+from fakes.google_fake import config_yaml as google_config
+from fakes.graph_fake import GraphFake, config_text, sign_in
+from memory_providers import MemoryCalendar, MemoryMailbox
+
+from daemon.config import Config, parse_config
+from daemon.core.model import Event, person
+from providers import registry
+from providers.base import CalendarSource, DraftRef, DraftStore
+
+UTC = timezone.utc
+ME = "me@example.com"
+ORGANIZER = "rita@acme.example"
+
+
+class CalendarHarness(Protocol):
+    """A calendar provider under test and the remote calendar it reads."""
+
+    def add(self, title: str, start: datetime | date, end: datetime | date) -> str:
+        """Seed an event organised by :data:`ORGANIZER`; returns a handle for later changes."""
+        ...
+
+    def retitle(self, handle: str, title: str) -> None:
+        """Rename a seeded event (as the organizer would)."""
+        ...
+
+    def remove(self, handle: str) -> None:
+        """Delete a seeded event."""
+        ...
+
+    def source(self) -> CalendarSource:
+        """The calendar source under test (opened through the registry)."""
+        ...
+
+
+class MailboxHarness(Protocol):
+    """A draft store under test and the mailbox it writes to; plays the user."""
+
+    detects_sent: bool  # False: a sent draft may be reported as deleted
+
+    def store(self) -> DraftStore:
+        """The draft store under test (opened through the registry where the provider allows)."""
+        ...
+
+    def user_edits(self, ref: DraftRef, text: str) -> None: ...
+    def user_sends(self, ref: DraftRef) -> None: ...
+    def user_deletes(self, ref: DraftRef) -> None: ...
+
+    def live_keys(self) -> list[str]:
+        """``X-Salvage-Key`` of every draft now in the Drafts folder, sorted."""
+        ...
+
+    def sent_by_us(self) -> int:
+        """How many messages the provider itself sent (must stay 0: Salvage never sends)."""
+        ...
+
+
+def _config(text: str) -> Config:
+    return parse_config(text)
+
+
+# ---- in-memory ------------------------------------------------------------------------------------
+
+
+class MemoryCalendarHarness:
+    def __init__(self) -> None:
+        self.calendar = MemoryCalendar()
+        self._n = 0
+
+    def add(self, title: str, start: datetime | date, end: datetime | date) -> str:
+        self._n += 1
+        handle = f"m{self._n}"
+        self.calendar.events.append(Event(account="contract", source_id=handle, title=title, start=start, end=end,
+                                          organizer=person(ORGANIZER)))
+        return handle
+
+    def _replace(self, handle: str, event: Event | None) -> None:
+        events = [e for e in self.calendar.events if e.source_id != handle]
+        self.calendar.events = events + ([event] if event is not None else [])
+
+    def retitle(self, handle: str, title: str) -> None:
+        old = next(e for e in self.calendar.events if e.source_id == handle)
+        from dataclasses import replace
+
+        self._replace(handle, replace(old, title=title))
+
+    def remove(self, handle: str) -> None:
+        self._replace(handle, None)
+
+    def source(self) -> CalendarSource:
+        return self.calendar
+
+
+class MemoryMailboxHarness:
+    detects_sent = True
+
+    def __init__(self) -> None:
+        self.mailbox = MemoryMailbox()
+
+    def store(self) -> DraftStore:
+        return self.mailbox
+
+    def user_edits(self, ref: DraftRef, text: str) -> None:
+        self.mailbox.bodies[ref.id] = text
+
+    def user_sends(self, ref: DraftRef) -> None:
+        self.mailbox.sent.add(ref.id)
+        self.mailbox.drafts.pop(ref.id)
+
+    def user_deletes(self, ref: DraftRef) -> None:
+        self.mailbox.drafts.pop(ref.id)
+
+    def live_keys(self) -> list[str]:
+        return self.mailbox.kinds()
+
+    def sent_by_us(self) -> int:
+        return 0
+
+
+# ---- ics and folder (files) ---------------------------------------------------------------------------
+
+
+def _ics_when(name: str, value: datetime | date) -> str:
+    if isinstance(value, datetime):
+        return f"{name}:{value.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    return f"{name};VALUE=DATE:{value.strftime('%Y%m%d')}"
+
+
+class IcsHarness:
+    def __init__(self, tmp: Path) -> None:
+        self.path = tmp / "calendar.ics"
+        self.events: dict[str, tuple[str, datetime | date, datetime | date]] = {}
+        self._write()
+        self.config = _config(
+            f"user: {{name: Alex Morgan, email: {ME}, timezone: Europe/London}}\n"
+            f"accounts:\n  - name: contract\n    calendar: {{type: ics, path: {self.path}}}\n"
+            f"    drafts: {{type: folder, path: {tmp / 'drafts'}}}\n")
+
+    def _write(self) -> None:
+        lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Salvage contract//EN"]
+        for uid, (title, start, end) in self.events.items():
+            lines += ["BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20261101T000000Z", _ics_when("DTSTART", start),
+                      _ics_when("DTEND", end), f"SUMMARY:{title}", f"ORGANIZER:mailto:{ORGANIZER}",
+                      f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{ME}", "END:VEVENT"]
+        lines.append("END:VCALENDAR")
+        self.path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+
+    def add(self, title: str, start: datetime | date, end: datetime | date) -> str:
+        uid = f"e{len(self.events) + 1}@contract.example"
+        self.events[uid] = (title, start, end)
+        self._write()
+        return uid
+
+    def retitle(self, handle: str, title: str) -> None:
+        _, start, end = self.events[handle]
+        self.events[handle] = (title, start, end)
+        self._write()
+
+    def remove(self, handle: str) -> None:
+        del self.events[handle]
+        self._write()
+
+    def source(self) -> CalendarSource:
+        return registry.open_calendar(self.config.accounts[0], self.config)
+
+
+class FolderHarness:
+    detects_sent = True
+
+    def __init__(self, tmp: Path) -> None:
+        self.path = tmp / "drafts"
+        self.config = _config(
+            f"user: {{name: Alex Morgan, email: {ME}, timezone: Europe/London}}\n"
+            f"accounts:\n  - name: contract\n    calendar: {{type: ics, path: {tmp / 'none.ics'}}}\n"
+            f"    drafts: {{type: folder, path: {self.path}}}\n")
+
+    def store(self) -> DraftStore:
+        return registry.open_drafts(self.config.accounts[0], self.config)
+
+    def user_edits(self, ref: DraftRef, text: str) -> None:
+        from providers.mime import parse_message
+
+        file = self.path / ref.id
+        message = parse_message(file.read_bytes())
+        message.set_content(text)
+        file.write_bytes(message.as_bytes())
+
+    def user_sends(self, ref: DraftRef) -> None:
+        (self.path / "sent").mkdir(exist_ok=True)
+        os.replace(self.path / ref.id, self.path / "sent" / ref.id)
+
+    def user_deletes(self, ref: DraftRef) -> None:
+        (self.path / ref.id).unlink()
+
+    def live_keys(self) -> list[str]:
+        from providers.mime import KEY_HEADER, parse_message
+
+        return sorted(str(parse_message(p.read_bytes())[KEY_HEADER]) for p in self.path.glob("*.eml"))
+
+    def sent_by_us(self) -> int:
+        return 0
+
+
+# ---- Google (loopback fake) ----------------------------------------------------------------------
+
+
+def _google_when(value: datetime | date) -> dict[str, str]:
+    if isinstance(value, datetime):
+        return {"dateTime": value.isoformat()}
+    return {"date": value.isoformat()}
+
+
+class GoogleHarness:
+    detects_sent = True
+
+    def __init__(self, fake: GoogleFake, tmp: Path) -> None:
+        self.fake = fake
+        fake.add_client()
+        fake.add_calendar(ME, "Me", primary=True)
+        fake.token_file(tmp / "tokens" / "g.google.json")
+        self.config = _config(google_config(fake, tmp))
+
+    def add(self, title: str, start: datetime | date, end: datetime | date) -> str:
+        item = self.fake.put_event(ME, {"summary": title, "start": _google_when(start), "end": _google_when(end),
+                                        "organizer": {"email": ORGANIZER},
+                                        "attendees": [{"email": ME, "self": True, "responseStatus": "accepted"},
+                                                      {"email": ORGANIZER, "organizer": True}]})
+        return str(item["id"])
+
+    def retitle(self, handle: str, title: str) -> None:
+        old = self.fake.calendars[ME].events[handle]
+        self.fake.put_event(ME, {**old, "summary": title})
+
+    def remove(self, handle: str) -> None:
+        self.fake.cancel_event(ME, handle)
+
+    def source(self) -> CalendarSource:
+        return registry.open_calendar(self.config.accounts[0], self.config)
+
+    def store(self) -> DraftStore:
+        return registry.open_drafts(self.config.accounts[0], self.config)
+
+    def user_edits(self, ref: DraftRef, text: str) -> None:
+        self.fake.user_edit(ref.id, text)
+
+    def user_sends(self, ref: DraftRef) -> None:
+        self.fake.user_send(ref.id)
+
+    def user_deletes(self, ref: DraftRef) -> None:
+        self.fake.user_discard(ref.id)
+
+    def live_keys(self) -> list[str]:
+        from providers.mime import KEY_HEADER
+
+        return sorted(str(self.fake.draft_message(d).parsed[KEY_HEADER]) for d in list(self.fake.drafts))
+
+    def sent_by_us(self) -> int:
+        return self.fake.count("drafts.send") + self.fake.count("messages.send")
+
+
+# ---- Microsoft Graph (loopback fake) ---------------------------------------------------------------
+
+
+class GraphHarness:
+    detects_sent = True
+
+    def __init__(self, fake: GraphFake, state: Path) -> None:
+        self.fake = fake
+        self.config = _config(config_text(fake, state))
+
+    def add(self, title: str, start: datetime | date, end: datetime | date) -> str:
+        return self.fake.add_event(title, start, end, organizer=("Rita Recruiter", ORGANIZER),
+                                   attendees=[(self.fake.user_name, self.fake.user_email, "required", "accepted")])
+
+    def retitle(self, handle: str, title: str) -> None:
+        self.fake.update_event(handle, subject=title)
+
+    def remove(self, handle: str) -> None:
+        self.fake.delete_event(handle)
+
+    def source(self) -> CalendarSource:
+        return registry.open_calendar(self.config.accounts[0], self.config)
+
+    def store(self) -> DraftStore:
+        return registry.open_drafts(self.config.accounts[0], self.config)
+
+    def user_edits(self, ref: DraftRef, text: str) -> None:
+        self.fake.user_edits(ref.id, text)
+
+    def user_sends(self, ref: DraftRef) -> None:
+        self.fake.user_sends(ref.id)
+
+    def user_deletes(self, ref: DraftRef) -> None:
+        self.fake.user_deletes(ref.id)
+
+    def live_keys(self) -> list[str]:
+        return sorted(str(self.fake.draft_key(m)) for m in self.fake.drafts())
+
+    def sent_by_us(self) -> int:
+        return sum(1 for r in self.fake.requests if r.path.endswith(("/send", "/sendMail")))
+
+
+# ---- shared servers and the tables ---------------------------------------------------------------------
+
+
+class Servers:
+    """Loopback fakes shared by the whole contract session (a Graph sign-in is slow), reset per test."""
+
+    def __init__(self, tmp: Path) -> None:
+        self._tmp = tmp
+        self._graph: GraphFake | None = None
+        self._graph_state = tmp / "graph"
+
+    def graph(self) -> GraphFake:
+        if self._graph is None:
+            self._graph = GraphFake()
+            self._graph_state.mkdir(parents=True, exist_ok=True)
+            sign_in(self._graph, config_text(self._graph, self._graph_state))
+        self._graph.reset()
+        return self._graph
+
+    def close(self) -> None:
+        if self._graph is not None:
+            self._graph.close()
+
+
+Opener = Callable[[Path, Servers], AbstractContextManager[Any]]
+
+
+@contextmanager
+def _memory_calendar(tmp: Path, servers: Servers) -> Iterator[MemoryCalendarHarness]:
+    yield MemoryCalendarHarness()
+
+
+@contextmanager
+def _memory_mailbox(tmp: Path, servers: Servers) -> Iterator[MemoryMailboxHarness]:
+    yield MemoryMailboxHarness()
+
+
+@contextmanager
+def _ics(tmp: Path, servers: Servers) -> Iterator[IcsHarness]:
+    yield IcsHarness(tmp)
+
+
+@contextmanager
+def _folder(tmp: Path, servers: Servers) -> Iterator[FolderHarness]:
+    yield FolderHarness(tmp)
+
+
+@contextmanager
+def _google(tmp: Path, servers: Servers) -> Iterator[GoogleHarness]:
+    with GoogleFake() as fake:
+        yield GoogleHarness(fake, tmp)
+
+
+@contextmanager
+def _graph(tmp: Path, servers: Servers) -> Iterator[GraphHarness]:
+    fake = servers.graph()
+    yield GraphHarness(fake, servers._graph_state)
+    assert fake.violations == []
+
+
+# One line per provider. The harness is a context manager: (tmp_path, shared servers) -> harness.
+CALENDARS: dict[str, Opener] = {
+    "memory": _memory_calendar,
+    "ics": _ics,
+    "google": _google,
+    "microsoft": _graph,
+}
+MAILBOXES: dict[str, Opener] = {
+    "memory": _memory_mailbox,
+    "folder": _folder,
+    "google": _google,
+    "microsoft": _graph,
+}
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def soon(days: int, hour: int = 14) -> datetime:
+    """An aware instant ``days`` after :data:`NOW`, at ``hour`` UTC."""
+    return (NOW + timedelta(days=days)).replace(hour=hour, minute=0)
