@@ -68,7 +68,11 @@ def test_double_booking_asks_the_organizer_to_reschedule() -> None:
     assert len(action.slots) == 3 and not action.call_first
     assert_slots_free(action.slots, events, LONDON, NOW, timedelta(hours=1), ignore={"iv"})
     assert any("double_booked (critical)" in line for line in action.explanation)
-    assert all("Dentist" not in text for text in (action.reason, *action.notes))
+    assert "Dentist" not in action.reason
+    # The advice is the user's: it names the clash ("consider your reason"); drafts never see notes.
+    assert action.notes == ('This clash is with a health appointment ("Dentist - Dr Patel"): a routine appointment '
+                            "is usually easier to move than an interview; if you are unwell, illness is a reason "
+                            "interviewers accept, shared briefly.",)
     assert action.key == run(events)[0].key
 
 
@@ -195,7 +199,9 @@ def test_just_missed_makes_a_missed_draft_with_a_call_first_note() -> None:
     (action,) = run(events, now=now)
     assert action.kind is ActionKind.MISSED and action.call_first
     assert action.phone == "+44 20 7946 0321"
-    assert action.notes == ("Call Priya Shah first: +44 20 7946 0321",)
+    assert action.notes[0] == "Call Priya Shah first: +44 20 7946 0321"
+    assert action.notes[1].startswith('This clash is with work ("Quarterly planning"): a commitment at your current '
+                                      "job is a reason interviewers accept")
     assert len(action.slots) == 3 and action.risks == (RiskKind.MISSED,)
     assert [p.email for p in action.recipients] == ["priya@hooli.example"]
 

@@ -112,8 +112,10 @@ def test_bad_input_is_a_clear_error() -> None:
 def test_prefers_hours_that_suit_the_recipient() -> None:
     la = ZoneInfo("America/Los_Angeles")
     slots = check([], LONDON, NOW, HOUR, their_zone=la)
-    # London 09:00–17:30 overlaps LA working hours not at all; LA waking hours from 07:00 = 15:00 London
-    assert local(slots) == ["Wed 25 15:00", "Thu 26 15:00", "Fri 27 15:00"]
+    # London 09:00–17:30 shares only 17:00–17:30 with LA's working day: the hour closest to it is
+    # 16:30–17:30 London = 08:30–09:30 PST, preferred to the earliest hour LA is awake (07:00 PST).
+    assert local(slots) == ["Wed 25 16:30", "Thu 26 16:30", "Fri 27 16:30"]
+    assert local(slots, "America/Los_Angeles") == ["Wed 25 08:30", "Thu 26 08:30", "Fri 27 08:30"]
     paris = check([], LONDON, NOW, HOUR, their_zone=ZoneInfo("Europe/Paris"))
     assert local(paris) == ["Wed 25 09:00", "Thu 26 09:00", "Fri 27 09:00"]  # 10:00 in Paris is fine
 
@@ -233,3 +235,48 @@ def test_slots_are_free_in_hours_and_on_working_days(
     slots = check(events, config, now, timedelta(minutes=minutes))
     assert slots == sorted(slots, key=lambda s: s.start)
     assert find_slots(list(reversed(events)), config, now, timedelta(minutes=minutes), count=4) == slots
+
+
+# ---- the recipient's day, and travel ------------------------------------------------------------
+
+
+def test_no_shared_working_hour_offers_the_least_bad_waking_hours() -> None:
+    from daemon.core.slots import SlotFinder
+
+    madrid = make_config("Europe/Madrid")
+    sydney = ZoneInfo("Australia/Sydney")
+    finder = SlotFinder([], madrid)
+    assert not finder.hours_overlap(sydney, NOW)
+    assert finder.hours_overlap(ZoneInfo("America/New_York"), NOW)
+    assert finder.hours_overlap(None, NOW)
+    early = at("2026-11-24 05:00")  # the 24 h notice leaves Wednesday 07:00 Madrid open
+    slots = finder.find(early, HOUR, their_zone=sydney)
+    assert len(slots) == 3
+    for slot in slots:
+        here, there = slot.start.astimezone(madrid.user.zone), slot.start.astimezone(sydney)
+        end_there = slot.end.astimezone(sydney)
+        waking = madrid.detection.waking_hours
+        assert waking.start <= here.time() and slot.end.astimezone(madrid.user.zone).time() <= waking.end
+        # never 19:00–20:00 in Sydney (Madrid's 09:00): the hours nearest Sydney's working day instead
+        assert not (19 <= there.hour or there.hour < 7), there
+        assert there.weekday() < 5 and end_there.weekday() < 5
+    assert local(slots, "Europe/Madrid") == ["Wed 25 07:00", "Thu 26 07:00", "Fri 27 07:00"]
+    assert local(slots, "Australia/Sydney") == ["Wed 25 17:00", "Thu 26 17:00", "Fri 27 17:00"]
+
+
+def test_an_onsite_interview_keeps_the_travel_time_clear() -> None:
+    from daemon.core.slots import SlotFinder
+
+    config = make_config(buffers={"before_minutes": 15, "after_minutes": 10, "travel_minutes": 60})
+    video = [meeting(at("2026-11-25 09:00"), "Video interview - Initech", key="v", minutes=60)]
+    finder = SlotFinder(video, config)
+    remote = finder.find(NOW, HOUR, count=1)
+    onsite = finder.find(NOW, HOUR, count=1, travel=True)
+    assert local(remote) == ["Wed 25 10:30"]  # 15 min after the call, on the half hour
+    assert local(onsite) == ["Wed 25 11:00"]  # a full hour to get there
+    later = SlotFinder([meeting(at("2026-11-25 12:00"), key="w", minutes=60)], config)
+    ahead = Slot(at("2026-11-25 10:30"), at("2026-11-25 11:30"))  # 30 min before the next commitment
+    assert later.is_free(ahead) and not later.is_free(ahead, travel=True)
+    slot = Slot(at("2026-11-25 10:15"), at("2026-11-25 11:15"))
+    assert finder.is_free(slot) and not finder.is_free(slot, travel=True)
+    assert finder.is_free(slot, travel=True, ignore={"v"})

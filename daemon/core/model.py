@@ -260,6 +260,31 @@ class Slot:
         ensure_aware(self.end, "Slot.end")
 
 
+class Mode(str, Enum):
+    """How an interview is held, as far as the invitation tells."""
+
+    VIDEO = "video"
+    PHONE = "phone"
+    ONSITE = "onsite"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFacts:
+    """What the story of one interview tells the writer; every field defaults to 'not known'.
+
+    Filled by whoever knows the case history (the planner, the case store). The renderer words the
+    draft after them: a thank-you that follows a miss apologises again; a follow-up after a sent
+    apology says "once more"; a rebooked time is confirmed rather than asked for.
+    """
+
+    follows_miss: bool = False  # this draft comes after the user missed this interview (or its earlier time)
+    apology_sent: bool = False  # a missed-interview apology for this case was already sent
+    rebooked: Slot | None = None  # the new time both sides agreed on, when known
+    agreed: bool | None = None  # did they agree to meet again? None: not known
+    previous_requests: int = 0  # reschedule requests already sent for this interview
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
     """A draft the planner wants to exist for one (event occurrence, kind)."""
@@ -276,6 +301,14 @@ class Action:
     phone: str | None = None
     notes: tuple[str, ...] = ()  # things to tell the user (never put into the draft)
     explanation: tuple[str, ...] = field(default=())
+    mode: Mode = Mode.UNKNOWN  # how the interview is held: the reason and the questions fit it
+    # The time the organizer probably meant when the invitation was set up in another zone (same
+    # wall-clock time in the user's zone); proposed first by the time-zone variant.
+    probable: Slot | None = None
+    # False when the user's and the recipient's working days share no hour: the slots are the least
+    # bad hours in the user's waking day, and the draft says so.
+    hours_overlap: bool = True
+    case: CaseFacts = field(default_factory=CaseFacts)
 
     @property
     def key(self) -> str:

@@ -13,14 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from daemon.config import TIME_ZONE_REASON, Config
+from daemon.core.advice import clash_advice
 from daemon.core.classify import is_person, self_addresses
 from daemon.core.detect import KIND_ORDER, SEVERITY_ORDER, reschedule_first, title_text
+from daemon.core.mode import interview_mode
 from daemon.core.model import (
     Action,
     ActionKind,
+    CaseFacts,
     Classification,
     DraftState,
     Event,
+    Mode,
     Person,
     PlanContext,
     PriorDraft,
@@ -31,8 +35,10 @@ from daemon.core.model import (
     ensure_aware,
 )
 from daemon.core.normalize import find_phones, zone, zone_name
-from daemon.core.slots import SlotFinder
+from daemon.core.slots import SlotFinder, local_instant
 
+# Risk kinds whose other event is what the user would be choosing over the interview.
+CLASH_KINDS = (RiskKind.INTERVIEW_CLASH, RiskKind.DOUBLE_BOOKED, RiskKind.OUT_OF_OFFICE, RiskKind.MISSED)
 # Risk kinds that, when critical and ahead of time, call for a reschedule request.
 RESCHEDULE_KINDS = (
     RiskKind.INTERVIEW_CLASH,
@@ -313,6 +319,7 @@ class _Planner:
                     ignore={event.occurrence_key},
                     their_zone=zone(theirs) if theirs else None,
                     horizon_days=days,
+                    travel=interview_mode(event) is Mode.ONSITE,
                 )
             )
             if len(slots) >= self.config.slots.count:
@@ -335,16 +342,50 @@ class _Planner:
                 key=lambda k: KIND_ORDER[k],
             )
         )
+        probable = self._probable(event) if self._time_zone_case(event, kinds) else None
         slots = self._slots(event)
         left = _start(event, self.tz) - self.now
         lines = [*why, f"asking {_hours(left)} ahead: the more notice, the better", self._slot_line(event, slots)]
-        if left >= SHORT_NOTICE:
-            self._add(event, ActionKind.RESCHEDULE, kinds, lines, slots=slots)
-            return
-        # Last-minute cancellations should be phoned in first (seeds: "contact them by telephone ASAP").
+        if probable is not None:
+            lines.append("the draft first asks whether they meant the same clock time in your zone")
+        # Seeds: "Contact the employer or recruiter by telephone ASAP" — for any cancellation, so a
+        # number in the invitation means a call first, whatever the notice.
         phone = phone_for(event)
-        note = f"Short notice: call {self._who(event)} first" + (f": {phone}" if phone else "") + ", then send the draft."
-        self._add(event, ActionKind.RESCHEDULE, kinds, lines, slots=slots, call_first=True, phone=phone, notes=(note,))
+        if phone:
+            note = f"Call {self._who(event)} first: {phone}, then send the draft."
+        elif left < SHORT_NOTICE:
+            note = f"Short notice: call {self._who(event)} first if you have their number, then send the draft."
+        else:
+            self._add(event, ActionKind.RESCHEDULE, kinds, lines, slots=slots, probable=probable)
+            return
+        self._add(event, ActionKind.RESCHEDULE, kinds, lines, slots=slots, call_first=True, phone=phone, notes=(note,),
+                  probable=probable)
+
+    def _time_zone_case(self, event: Event, kinds: tuple[RiskKind, ...]) -> bool:
+        """The planner will give this reschedule the time-zone reason (see :meth:`_add`)."""
+        return (event.occurrence_key not in self.context.reasons and kinds == (RiskKind.ODD_HOUR,)
+                and self._set_up_elsewhere(event) is not None)
+
+    def _probable(self, event: Event) -> Slot | None:
+        """The time they probably meant: the invitation's clock time, read in the user's zone, if it is free."""
+        own = zone(event.timezone) if event.timezone else None
+        if own is None or not isinstance(event.start, datetime) or not isinstance(event.end, datetime):
+            return None
+        local = event.start.astimezone(own)
+        start = local_instant(local.date(), local.time().replace(tzinfo=None), self.tz)
+        if start is None:
+            return None
+        end = start + (event.end.astimezone(UTC) - event.start.astimezone(UTC))
+        waking = self.config.detection.waking_hours
+        if not (waking.start <= start.time() and end.astimezone(self.tz).time() <= waking.end):
+            return None
+        if start.astimezone(UTC) < self.now + timedelta(hours=self.config.slots.min_notice_hours):
+            return None
+        slot = Slot(start, end.astimezone(self.tz))
+        if not self.finder.is_free(slot, ignore={event.occurrence_key}):
+            return None
+        self.finder.reserve((slot,))
+        return slot
 
     def _who(self, event: Event) -> str:
         people = recipients_for(event, self.config)
@@ -378,7 +419,8 @@ class _Planner:
                 f"{timing}: time for the follow-up apology, whether or not you have spoken since",
                 self._slot_line(event, slots),
             ]
-            self._add(event, ActionKind.FOLLOW_UP, (RiskKind.MISSED,), lines, slots=slots)
+            facts = CaseFacts(follows_miss=True, apology_sent=any(p.state is DraftState.SENT for p in prior))
+            self._add(event, ActionKind.FOLLOW_UP, (RiskKind.MISSED,), lines, slots=slots, case=facts, advise=True)
             return
         phone = phone_for(event)
         who = self._who(event)
@@ -388,7 +430,7 @@ class _Planner:
         slots = self._slots(event)
         lines = [evidence, f"{timing}: contact them now, a phone call first, then this email", self._slot_line(event, slots)]
         self._add(event, ActionKind.MISSED, (RiskKind.MISSED,), lines, slots=slots, call_first=True, phone=phone,
-                  notes=(note,))
+                  notes=(note,), case=CaseFacts(follows_miss=True), advise=True)
 
     def _thank_yous(self, movers: set[str]) -> None:
         for key in sorted(self.interviews):
@@ -397,7 +439,16 @@ class _Planner:
                 continue
             why = self._thank_you_reason(event)
             if why is not None:
-                self._add(event, ActionKind.THANK_YOU, (), [why, "thanking them for their flexibility"])
+                facts = CaseFacts(follows_miss=self._follows_miss(event))
+                self._add(event, ActionKind.THANK_YOU, (), [why, "thanking them for their flexibility"], case=facts)
+
+    def _follows_miss(self, event: Event) -> bool:
+        """This interview's organizer was last written to about a missed interview."""
+        mine = [p for p in self.prior.get(event.occurrence_key, ()) if p.kind in (ActionKind.RESCHEDULE, ActionKind.MISSED)]
+        organizer = event.organizer.email.casefold() if event.organizer and event.organizer.email else ""
+        pool = mine or list(self.prior_by_organizer.get(organizer, ()))
+        pool = [p for p in pool if p.state not in (DraftState.PENDING, DraftState.WITHDRAWN)]
+        return bool(pool) and pool[-1].kind is ActionKind.MISSED
 
     def _thank_you_reason(self, event: Event) -> str | None:
         key = event.occurrence_key
@@ -453,6 +504,9 @@ class _Planner:
         call_first: bool = False,
         phone: str | None = None,
         notes: tuple[str, ...] = (),
+        probable: Slot | None = None,
+        case: CaseFacts | None = None,
+        advise: bool | None = None,
     ) -> None:
         key = event.occurrence_key
         if (key, kind) in self.planned:
@@ -479,6 +533,10 @@ class _Planner:
             if elsewhere:
                 reason, source = TIME_ZONE_REASON, f"the invitation was set up in {elsewhere}"
         lines = [*explanation, f"to {', '.join(p.email for p in people)}; reason: {reason} ({source})"]
+        if advise if advise is not None else kind is ActionKind.RESCHEDULE:
+            advice = self._advice(key, reason, key in self.context.reasons)
+            if advice:
+                notes = (*notes, advice)
         self.planned.add((key, kind))
         self.result.actions.append(
             Action(
@@ -494,5 +552,22 @@ class _Planner:
                 phone=phone,
                 notes=notes,
                 explanation=tuple(lines),
+                mode=interview_mode(event),
+                probable=probable if reason == TIME_ZONE_REASON else None,
+                hours_overlap=self._hours_overlap(event),
+                case=case or CaseFacts(),
             )
         )
+
+    def _advice(self, key: str, reason: str, given: bool) -> str | None:
+        """The articles' "consider your reason", for the user: what the clash is with, and what follows."""
+        for risk in self.risks.get(key, ()):
+            if risk.kind in CLASH_KINDS and risk.other_key:
+                other = self.events.get(risk.other_key)
+                if other is not None:
+                    return clash_advice(other, risk.other_is_interview, reason, given)
+        return clash_advice(None, False, reason, given)
+
+    def _hours_overlap(self, event: Event) -> bool:
+        theirs = recipient_timezone(event, self.config, _start(event, self.tz))
+        return theirs is None or self.finder.hours_overlap(zone(theirs), self.now)
