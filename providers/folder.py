@@ -32,7 +32,7 @@ from daemon.config import AccountConfig, Config
 from daemon.config import FolderDrafts as FolderDraftsConfig
 from daemon.core.model import Event, utc_now
 from providers.base import DraftFate, DraftMessage, DraftRef, ProviderError, ThreadInfo
-from providers.mime import KEY_HEADER, build_message, fingerprint, parse_message, plain_body
+from providers.mime import KEY_HEADER, fingerprint, message_bytes, parse_message, plain_body
 
 SENT_DIR = "sent"
 MAX_BYTES = 5 * 1024 * 1024
@@ -152,7 +152,7 @@ class FolderDrafts:
 
     def _write(self, name: str, draft: DraftMessage, when: datetime) -> None:
         """Write atomically: a temporary file in the same folder, then a rename over the target."""
-        data = bytes(build_message(draft, date=when, unsent=True))
+        data = message_bytes(draft, date=when, unsent=True)
         self._ensure_folder()
         tmp = self.path / f".{name}.{secrets.token_hex(4)}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)

@@ -737,7 +737,9 @@ def _address(value: Any) -> str | None:
         raw = _text(params.get("EMAIL")).strip()
     if raw.lower().startswith("mailto:"):
         raw = raw[7:]
-    return raw.lower() if re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", raw) else None
+    # Anything with an '@' is kept as written: the planner checks it strictly and refuses to write
+    # to it (with a warning) rather than let a malformed organizer fall back to other attendees.
+    return raw.lower() if "@" in raw else None
 
 
 def _name(params: Any, email: str) -> str:

@@ -494,3 +494,33 @@ def ics_interview() -> str:
 
 def ics_calendar(events: list[str]) -> str:
     return "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" + "".join(events) + "END:VCALENDAR\r\n"
+
+
+# ---- hostile text (issue 8, item 1) -----------------------------------------------------------
+
+EVIL_SUBJECT = "Interview =?utf-8?q?x=0D=0ABcc:_spy=40evil.example=0D=0A=0D=0Abody?= tomorrow"
+EVIL_NAME = "=?utf-8?q?Rita=0D=0ABcc:_spy2=40evil.example?="
+
+
+def test_encoded_word_line_breaks_cannot_add_recipients_to_a_gmail_draft(fake: GoogleFake, tmp_path: Path) -> None:
+    box = mailbox(fake, tmp_path)
+    hostile = DraftMessage(key="k1", sender=Address(ME, "Alex Morgan"), to=(Address(RECRUITER, EVIL_NAME),),
+                           subject=EVIL_SUBJECT, text="Dear Rita,\n", in_reply_to="<=?utf-8?q?a=0D=0ABcc:_x@y?=>")
+    ref = box.create(hostile)
+    parsed = fake.draft_message(ref.id).parsed
+    assert parsed["Bcc"] is None and parsed["In-Reply-To"] is None
+    assert [a.addr_spec for a in parsed["To"].addresses] == [RECRUITER]
+    assert parsed[KEY_HEADER] == "k1" and "\n" not in str(parsed["Subject"])
+    assert set(parsed.keys()) <= {"From", "To", "Subject", "Message-ID", KEY_HEADER, "Content-Type",
+                                  "Content-Transfer-Encoding", "MIME-Version"}
+
+
+@pytest.mark.parametrize("address", ["rita@acme.example,spy@evil.example", "rita@acme.example\x00",
+                                     "rita@acme.example\r\nBcc: spy@evil.example", "Rita <spy@evil.example>"])
+def test_a_smuggled_address_never_reaches_gmail(fake: GoogleFake, tmp_path: Path, address: str) -> None:
+    from providers.mime import UnsafeDraft
+
+    box = mailbox(fake, tmp_path)
+    with pytest.raises(UnsafeDraft, match="recipient address"):
+        box.create(DraftMessage(key="k1", sender=Address(ME), to=(Address(address),), subject="s", text="t\n"))
+    assert fake.count("drafts.create") == 0

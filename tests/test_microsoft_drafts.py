@@ -431,3 +431,28 @@ def test_run_once_survives(e2e: GraphFake, tmp_path: Path, capsys: pytest.Captur
     code, out = cli.run()
     assert code == 0, out
     assert fake.count() == 2 and the_draft(fake)["id"] == made["id"]
+
+
+# ---- hostile text (issue 8, item 1) -----------------------------------------------------------
+
+
+def test_graph_drafts_get_neutral_subjects_and_names(box: Box, fake: GraphFake) -> None:
+    hostile = DraftMessage(key="k" * 32, sender=Address("alex@example.com", "Alex Morgan"),
+                           to=(Address(JORDAN[1], "=?utf-8?q?Jordan_=3Cboss=40acme.example=3E?="),),
+                           subject="Interview =?utf-8?q?x=0D=0ABcc:_spy=40evil.example?=\u202e", text="Dear Jordan,\n")
+    box.store.create(hostile)
+    (stored,) = fake.drafts()
+    assert stored["toRecipients"] == [{"emailAddress": {"address": JORDAN[1]}}]
+    assert stored["subject"] == "Interview x Bcc: spy@evil.example"
+    assert [h["name"] for h in stored["internetMessageHeaders"]] == ["X-Salvage-Key"]
+
+
+@pytest.mark.parametrize("address", ["jordan@acme-robotics.example,spy@evil.example", "jordan@acme-robotics.example\x00",
+                                     "jordan@acme-robotics.example\u202e", "jordan@" + "a" * 250 + ".example"])
+def test_a_smuggled_address_never_reaches_graph(box: Box, fake: GraphFake, address: str) -> None:
+    from providers.mime import UnsafeDraft
+
+    with pytest.raises(UnsafeDraft):
+        box.store.create(DraftMessage(key="k" * 32, sender=Address("alex@example.com"), to=(Address(address),),
+                                      subject="s", text="t"))
+    assert fake.count("POST") == 0

@@ -36,6 +36,7 @@ from daemon.core.model import (
 )
 from daemon.core.normalize import find_phones, zone, zone_name
 from daemon.core.slots import SlotFinder, local_instant
+from daemon.core.text import address_problem, one_line
 
 # Risk kinds whose other event is what the user would be choosing over the interview.
 CLASH_KINDS = (RiskKind.INTERVIEW_CLASH, RiskKind.DOUBLE_BOOKED, RiskKind.OUT_OF_OFFICE, RiskKind.MISSED)
@@ -62,6 +63,7 @@ class Skipped:
     occurrence_key: str
     kind: ActionKind
     why: str
+    warn: bool = False  # the user should hear of it (e.g. an address refused), not just a quiet skip
 
 
 @dataclass
@@ -524,6 +526,14 @@ class _Planner:
         if not people:
             self.result.skipped.append(
                 Skipped(key, kind, "nobody to write to: no organizer or other attendee with an address")
+            )
+            return
+        refused = [(p, problem) for p in people if (problem := address_problem(p.email))]
+        if refused:
+            who, problem = refused[0]
+            self.result.skipped.append(
+                Skipped(key, kind, f"no draft: the address {one_line(who.email, 80)!r} was refused: {problem}",
+                        warn=True)
             )
             return
         reason = self.context.reasons.get(key) or self.config.drafts.reason

@@ -18,7 +18,8 @@ from daemon.config import AccountConfig, Config
 from daemon.core.classify import classify_all
 from daemon.core.detect import detect
 from daemon.core.model import Action, Classification, DraftState, Event, Risk
-from daemon.core.plan import plan
+from daemon.core.plan import Skipped, plan_result
+from daemon.core.text import one_line
 from daemon.engine.gcpause import gc_paused
 from daemon.engine.render import Renderer
 from daemon.engine.state import DraftRecord, StateStore
@@ -57,6 +58,7 @@ class Evaluation:
     classifications: dict[str, Classification]
     risks: tuple[Risk, ...]
     actions: tuple[Action, ...]
+    skipped: tuple[Skipped, ...] = ()
 
     @property
     def interviews(self) -> list[Event]:
@@ -231,8 +233,9 @@ class Engine:
         with gc_paused():
             classifications = classify_all(events, self.config)
             risks = detect(events, classifications, self.config, now, marked_missed=context.marked_missed)
-            actions = plan(events, classifications, risks, self.config, now, context)
-        return Evaluation(now, events, by_key, classifications, tuple(risks), tuple(actions))
+            planned = plan_result(events, classifications, risks, self.config, now, context)
+        return Evaluation(now, events, by_key, classifications, tuple(risks), tuple(planned.actions),
+                          tuple(planned.skipped))
 
     # ---- drafts ---------------------------------------------------------------------------------
 
@@ -253,6 +256,10 @@ class Engine:
         outcomes: list[Outcome] = []
         planned = [a for a in evaluation.actions if a.account in selected]
         planned_keys = {a.key for a in planned}
+        for skip in evaluation.skipped:
+            event = evaluation.by_key.get(skip.occurrence_key)
+            if skip.warn and event is not None and event.account in selected:
+                self._warn_once(event.account, f"{_describe_event(event)}: {skip.kind.value}: {skip.why}")
         for action in planned:
             outcomes.append(self._guard(now, action.key, action.account, action.occurrence_key, action.kind.value,
                                         partial(self._realise, action, evaluation, now, dry_run)))
@@ -420,6 +427,12 @@ class Engine:
 
     def close(self) -> None:
         self.forget_connections()
+
+
+def _describe_event(event: Event) -> str:
+    """An event named for a log line: its title (one neutral line) and start."""
+    start = event.start.isoformat() if event.start is not None else "?"
+    return f"event {one_line(event.title, 80)!r} at {start}"
 
 
 def _for_action(action: Action, result: str, detail: str = "", draft: DraftMessage | None = None) -> Outcome:

@@ -5,7 +5,8 @@ Built-in templates live in the ``daemon.templates`` package; a file with the sam
 the interview's own event and the action, never the conflicting event, never ``action.notes`` or
 ``action.explanation`` (those are for the user). Event text is untrusted: it is passed as values
 (never compiled as a template), rendered in a sandbox, escaped in HTML, and cleaned of control
-characters before it goes near a header.
+characters, encoded-words and spoofing display names (:mod:`daemon.core.text`) before it goes
+near a header.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from daemon.config import REASONS, TIME_ZONE_REASON, Config
 from daemon.core.model import Action, ActionKind, Event, Person, Slot, utc_now
 from daemon.core.normalize import zone
+from daemon.core.text import display_name, msg_id, one_line
 from providers.base import Address, DraftMessage, ThreadInfo
-from providers.mime import clean_header
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ def when_dates(start: date, end: date) -> dict[str, Any]:
 
 
 def _clean(text: str, limit: int = 200) -> str:
-    return clean_header(text or "", limit)
+    return one_line(text or "", limit)
 
 
 _INTERVIEW_PREFIX = re.compile(r"^\s*interview\s*[:\-–—|]\s*", re.IGNORECASE)
@@ -187,8 +188,8 @@ def _topic(title: str) -> str:
 
 
 def _usable_name(p: Person) -> str:
-    name = _clean(p.name, 100)
-    if not name or "@" in name or name.lower() == p.email.lower():
+    name = display_name(p.name, 100)
+    if not name or name.lower() == p.email.lower():
         return ""
     return name
 
@@ -352,9 +353,10 @@ class Renderer:
         if thread is not None:
             if thread.subject and thread.subject.strip():
                 subject = reply_subject(thread.subject)
-            if thread.message_id:
-                in_reply_to = _clean(thread.message_id, 998)
-                refs = [_clean(r, 998) for r in thread.references if r and r.strip()]
+            # The invitation's ids come from whoever sent it: only plain <id> tokens are kept.
+            in_reply_to = msg_id(thread.message_id or "")
+            if in_reply_to:
+                refs = [r for r in (msg_id(ref) for ref in thread.references) if r]
                 if in_reply_to not in refs:
                     refs.append(in_reply_to)
                 references = tuple(refs)

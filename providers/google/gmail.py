@@ -22,7 +22,7 @@ from daemon.core.model import Event
 from providers.base import DraftFate, DraftMessage, DraftRef, ProviderError, ThreadInfo, TransientError
 from providers.google.auth import can_read_mail
 from providers.google.client import GoogleSession, NotFound, Rejected
-from providers.mime import KEY_HEADER, build_message, fingerprint, parse_message, plain_body
+from providers.mime import KEY_HEADER, checked_message, fingerprint, parse_message, plain_body
 from providers.retry import RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
@@ -161,8 +161,8 @@ class GmailDrafts:
 
     def create(self, draft: DraftMessage) -> DraftRef:
         """Create the draft (threaded when ``draft.thread_id`` is set) and return its ref."""
-        message = build_message(draft)
-        body: dict[str, Any] = {"message": {"raw": _b64encode(message.as_bytes())}}
+        message, raw = checked_message(draft)
+        body: dict[str, Any] = {"message": {"raw": _b64encode(raw)}}
         if draft.thread_id:
             body["message"]["threadId"] = draft.thread_id
         try:
@@ -218,8 +218,8 @@ class GmailDrafts:
 
     def update(self, ref: DraftRef, draft: DraftMessage) -> DraftRef:
         """Replace an untouched draft's message; the draft id stays the same."""
-        message = build_message(draft)
-        body: dict[str, Any] = {"id": ref.id, "message": {"raw": _b64encode(message.as_bytes())}}
+        message, raw = checked_message(draft)
+        body: dict[str, Any] = {"id": ref.id, "message": {"raw": _b64encode(raw)}}
         if draft.thread_id:
             body["message"]["threadId"] = draft.thread_id
         gmail = self._gmail

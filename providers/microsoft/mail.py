@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -11,7 +10,6 @@ from daemon.config import AccountConfig, Config
 from daemon.core.model import Event
 from daemon.core.normalize import html_to_text, parse_instant
 from providers.base import (
-    Address,
     DraftFate,
     DraftMessage,
     DraftRef,
@@ -20,7 +18,7 @@ from providers.base import (
     TransientError,
 )
 from providers.microsoft.client import GraphClient, GraphError, _acquire, _release, text_of, values_of
-from providers.mime import KEY_HEADER, clean_header, fingerprint
+from providers.mime import KEY_HEADER, clean_header, fingerprint, graph_recipients, verify_graph_message
 
 log = logging.getLogger("salvage.microsoft")
 
@@ -30,29 +28,20 @@ TEXT_BODY = 'outlook.body-content-type="text"'
 KEY_PROPERTY = "String {00020386-0000-0000-C000-000000000046} Name " + KEY_HEADER
 
 
-def _recipients(addresses: Iterable[Address]) -> list[dict[str, Any]]:
-    out = []
-    for a in addresses:
-        entry: dict[str, Any] = {"address": a.email}
-        if a.name:
-            entry["name"] = clean_header(a.name, 100)
-        out.append({"emailAddress": entry})
-    return out
-
-
 def _message(draft: DraftMessage, *, headers: bool, key_property: bool) -> dict[str, Any]:
     message: dict[str, Any] = {
         "subject": clean_header(draft.subject, 250),
         "body": {"contentType": "html", "content": draft.html} if draft.html else {"contentType": "text",
                                                                                    "content": draft.text},
-        "toRecipients": _recipients(draft.to),
+        "toRecipients": graph_recipients(draft.to),
     }
     if draft.cc:
-        message["ccRecipients"] = _recipients(draft.cc)
+        message["ccRecipients"] = graph_recipients(draft.cc, "cc")
     if headers:
         message["internetMessageHeaders"] = [{"name": KEY_HEADER, "value": draft.key}]
     if key_property:
         message["singleValueExtendedProperties"] = [{"id": KEY_PROPERTY, "value": draft.key}]
+    verify_graph_message(message, draft)  # what leaves the process is what was meant, or nothing
     return message
 
 
