@@ -251,6 +251,16 @@ class MicrosoftCalendar(Strict):
     )
 
 
+def _password_source(password_env: str | None, password_file: Path | None, needed: bool) -> None:
+    if needed and (password_env is None) == (password_file is None):
+        raise ValueError("give exactly one of password_env (an environment variable's name) or "
+                         "password_file (a file readable only by you, mode 0600)")
+    if not needed and (password_env is not None or password_file is not None):
+        raise ValueError("password_env / password_file are only used with auth: password")
+    if password_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
+        raise ValueError(f"password_env {password_env!r} is not an environment variable name")
+
+
 CalendarConfig = Annotated[
     IcsCalendar | GoogleCalendar | MicrosoftCalendar, Field(discriminator="type")
 ]
@@ -269,8 +279,48 @@ class MicrosoftDrafts(Strict):
     type: Literal["microsoft"]
 
 
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class ImapDrafts(Strict):
+    type: Literal["imap"]
+    host: str = Field(description="The IMAP server, e.g. imap.fastmail.com or imap.gmail.com.")
+    port: int | None = Field(None, ge=1, le=65535, description="Default: 993 for tls, 143 for starttls.")
+    security: Literal["tls", "starttls", "none"] = Field(
+        "tls", description="tls (implicit TLS), starttls, or none (only for a server on this machine)."
+    )
+    username: str = Field(description="The login name (often your email address).")
+    auth: Literal["password"] = Field("password", description="password: a password or app password.")
+    password_env: str | None = Field(
+        None, description="Name of an environment variable holding the password or app password."
+    )
+    password_file: Path | None = Field(
+        None, description="A file (mode 0600) holding the password or app password."
+    )
+    drafts_folder: str | None = Field(
+        None, description="Drafts folder name; default: the one marked \\Drafts (RFC 6154), else a common name."
+    )
+    sent_folder: str | None = Field(
+        None, description="Sent folder name; default: the one marked \\Sent, else a common name."
+    )
+    ca_bundle: Path | None = Field(None, description="CA bundle for a private CA or TLS-intercepting network.")
+    timeout_seconds: float = Field(30.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _checks(self) -> ImapDrafts:
+        _password_source(self.password_env, self.password_file, self.auth == "password")
+        if self.security == "none" and self.host.lower() not in _LOOPBACK:
+            raise ValueError("security: none sends your password in the clear; use tls or starttls "
+                             "(none is only allowed for a server on this machine)")
+        return self
+
+    @property
+    def server_port(self) -> int:
+        return self.port or (993 if self.security == "tls" else 143)
+
+
 DraftsDestination = Annotated[
-    FolderDrafts | GoogleDrafts | MicrosoftDrafts, Field(discriminator="type")
+    FolderDrafts | GoogleDrafts | MicrosoftDrafts | ImapDrafts, Field(discriminator="type")
 ]
 
 
@@ -461,7 +511,7 @@ def _describe(error: Any, lines: dict[tuple[str | int, ...], int], source: str) 
     return f"{dotted or '(top level)'} ({where}): {message}"
 
 
-_UNION_TAGS = {"ics", "google", "microsoft", "folder"}
+_UNION_TAGS = {"ics", "google", "microsoft", "folder", "caldav", "imap"}
 
 
 def parse_config(text: str, source: Path | None = None) -> Config:

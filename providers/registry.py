@@ -23,6 +23,7 @@ DRAFTS: dict[str, str] = {
     "folder": "providers.folder:open_drafts",
     "google": "providers.google.gmail:open_drafts",
     "microsoft": "providers.microsoft.mail:open_drafts",
+    "imap": "providers.imap:open_drafts",
 }
 AUTH: dict[str, str] = {
     "google": "providers.google.auth:authenticate",

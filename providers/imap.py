@@ -1,0 +1,558 @@
+"""Draft store over IMAP: APPEND to Drafts with ``\\Draft``, fates found by ``X-Salvage-Key``.
+
+Works with any IMAP server (Fastmail, iCloud, Nextcloud's mail host, Dovecot, Gmail and
+Outlook.com with an app password or XOAUTH2). Built on ``imapclient``.
+
+- Folders: the ones marked ``\\Drafts`` and ``\\Sent`` (SPECIAL-USE, RFC 6154) in one LIST, else
+  common names in several languages, else the configured names.
+- Threads: the invitation is found in INBOX (and Gmail's ``\\All``) by its Message-ID when the
+  calendar gave one, else by sender and subject; the draft gets In-Reply-To and References.
+- Fates: our UID in Drafts (body fingerprint → untouched or edited), else any Drafts message with
+  our key (a client that re-saved it), else our key or Message-ID in Sent → sent; only when every
+  search answered "not there" is a draft deleted. A failed command is an error, never a fate.
+- Update: append the new draft, then delete the old one, so a crash in between leaves two copies
+  with the same key, which the next update or fate check reduces to one (never zero).
+- One connection per account, opened on first use and reused across passes (no IDLE). A connection
+  the server dropped is reopened once; a command that might have gone through (APPEND) is checked
+  by key before it is repeated, so nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import ssl
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from imapclient.imapclient import SocketTimeout
+
+from daemon.config import AccountConfig, Config, ImapDrafts
+from daemon.core.model import Event, utc_now
+from providers.base import (
+    AuthError,
+    DraftFate,
+    DraftMessage,
+    DraftRef,
+    ProviderError,
+    ThreadInfo,
+    TransientError,
+)
+from providers.mime import KEY_HEADER, build_message, fingerprint, parse_message, plain_body
+from providers.secret import read_password
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+TokenSource = Callable[[], str]
+
+# Common names of the Drafts and Sent folders when the server marks none (RFC 6154), in several
+# languages, with and without the "INBOX." prefix some servers use.
+DRAFTS_NAMES = (
+    "Drafts", "Draft", "[Gmail]/Drafts", "[Google Mail]/Drafts", "Entwürfe", "Brouillons", "Borradores",
+    "Bozze", "Concepten", "Rascunhos", "Utkast", "Kladder", "Luonnokset", "Szkice", "Koncepty",
+    "Черновики", "Piszkozatok", "Taslaklar", "下書き", "草稿",
+)
+SENT_NAMES = (
+    "Sent", "Sent Items", "Sent Messages", "Sent Mail", "[Gmail]/Sent Mail", "[Google Mail]/Sent Mail",
+    "Gesendet", "Gesendete Elemente", "Gesendete Objekte", "Envoyés", "Éléments envoyés", "Enviados",
+    "Elementos enviados", "Posta inviata", "Inviati", "Verzonden", "Verzonden items", "Skickat",
+    "Skickade objekt", "Sendt", "Sendte elementer", "Lähetetyt", "Wysłane", "Odeslané", "Отправленные",
+    "Elküldött", "Gönderilmiş", "送信済み", "已发送",
+)
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
+_MSGID = re.compile(r"<[^<>\s]+>")
+_FETCH_BODY = b"BODY[]"
+
+
+def open_drafts(account: AccountConfig, config: Config) -> ImapDraftStore:
+    """The draft store for an account whose drafts go to an IMAP mailbox."""
+    if not isinstance(account.drafts, ImapDrafts):
+        raise ProviderError(f"account {account.name!r}: drafts type is not imap")
+    return ImapDraftStore(account, config)
+
+
+class ImapDraftStore:
+    """A :class:`~providers.base.DraftStore` over one IMAP account.
+
+    ``token``, when given, logs in with XOAUTH2 and that access token instead of the password.
+    """
+
+    def __init__(
+        self,
+        account: AccountConfig,
+        config: Config,
+        *,
+        token: TokenSource | None = None,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        settings = account.drafts
+        assert isinstance(settings, ImapDrafts)
+        self.settings = settings
+        self.account = account.name
+        self.label = f"IMAP {settings.username} at {settings.host}"
+        self._token = token
+        self._now = now
+        self._client: IMAPClient | None = None
+        self._selected: tuple[str, bool] | None = None  # (folder, readonly)
+        self._uidvalidity: dict[str, int] = {}
+        self._drafts: str | None = None
+        self._sent: str | None = None
+        self._search_folders: list[str] = []
+        self._uidplus = False
+        self.commands = 0  # IMAP commands sent on this store (for the benchmark)
+
+    # ---- DraftStore -----------------------------------------------------------------------------
+
+    def create(self, draft: DraftMessage) -> DraftRef:
+        """APPEND the draft to Drafts with ``\\Draft``; a lost answer is checked by key, never re-sent blindly."""
+        when = self._now()
+        raw = bytes(build_message(draft, date=when))
+        msgid = _header(raw, "Message-ID")
+
+        def append(client: IMAPClient, retrying: bool) -> int | None:
+            folder = self._drafts_folder(client)
+            if retrying:
+                found = self._search_key(client, folder, draft.key)
+                if found:
+                    return max(found)
+            self.commands += 1
+            response = client.append(folder, raw, flags=(b"\\Draft", b"\\Seen"), msg_time=when)
+            return self._appended_uid(client, folder, response, draft.key)
+
+        uid = self._run("APPEND to Drafts", append)
+        folder = self._drafts or ""
+        return self._ref(uid, folder, draft.key, fingerprint(draft.text), when, msgid)
+
+    def fate(self, ref: DraftRef) -> DraftFate:
+        """Untouched or edited (still in Drafts), sent (in Sent), or deleted (positively in neither)."""
+        key = ref.extra.get("key", "")
+
+        def look(client: IMAPClient, retrying: bool) -> DraftFate:
+            drafts = self._drafts_folder(client)
+            body = self._fetch_own(client, drafts, ref)
+            if body is None and key:
+                found = self._search_key(client, drafts, key)
+                if found:
+                    body = self._fetch_body(client, max(found))
+            if body is not None:
+                return DraftFate.UNTOUCHED if fingerprint(body) == ref.fingerprint else DraftFate.EDITED
+            sent = self._sent_folder(client)
+            if sent is not None and (key or ref.extra.get("msgid")):
+                if self._search_key(client, sent, key, ref.extra.get("msgid"), readonly=True, deleted_too=True):
+                    return DraftFate.SENT
+            return DraftFate.DELETED
+
+        return self._run("checking a draft", look)
+
+    def update(self, ref: DraftRef, draft: DraftMessage) -> DraftRef:
+        """Append the new content, then delete every older copy carrying the same key."""
+        when = self._now()
+        new_print = fingerprint(draft.text)
+        raw = bytes(build_message(draft, date=when))
+        msgid = _header(raw, "Message-ID")
+        key = draft.key
+
+        def replace(client: IMAPClient, retrying: bool) -> int:
+            folder = self._drafts_folder(client)
+            uids = set(self._search_key(client, folder, key))
+            own = self._own_uid(client, folder, ref)
+            if own is not None:
+                uids.add(own)
+            keep: int | None = None
+            for uid in sorted(uids, reverse=True):  # a copy appended before a crash: keep it
+                if uid != own and self._fetch_body_print(client, uid) == new_print:
+                    keep = uid
+                    break
+            if keep is None:
+                self.commands += 1
+                response = client.append(folder, raw, flags=(b"\\Draft", b"\\Seen"), msg_time=when)
+                keep = self._appended_uid(client, folder, response, key, exclude=uids)
+                if keep is None:
+                    raise ProviderError(f"{self.label}: the updated draft was appended but cannot be found")
+            self._expunge(client, folder, [u for u in uids if u != keep])
+            return keep
+
+        uid = self._run("updating a draft", replace)
+        return self._ref(uid, self._drafts or "", key, new_print, when, msgid, ref)
+
+    def delete(self, ref: DraftRef) -> None:
+        """Delete the draft (and any copy with its key) from Drafts; already gone is fine."""
+        key = ref.extra.get("key", "")
+
+        def remove(client: IMAPClient, retrying: bool) -> None:
+            folder = self._drafts_folder(client)
+            uids = set(self._search_key(client, folder, key)) if key else set()
+            own = self._own_uid(client, folder, ref)
+            if own is not None:
+                uids.add(own)
+            self._expunge(client, folder, sorted(uids))
+
+        self._run("deleting a draft", remove)
+
+    def find_by_key(self, key: str) -> DraftRef | None:
+        """The newest Drafts message carrying ``X-Salvage-Key: key``; None if positively none."""
+
+        def find(client: IMAPClient, retrying: bool) -> DraftRef | None:
+            folder = self._drafts_folder(client)
+            found = self._search_key(client, folder, key)
+            if not found:
+                return None
+            uid = max(found)
+            raw = self._fetch_raw(client, uid)
+            if raw is None:
+                return None
+            created: datetime | None = None
+            date = _header(raw, "Date")
+            if date:
+                try:
+                    created = parsedate_to_datetime(date)
+                except (TypeError, ValueError):
+                    created = None
+                if created is not None and created.utcoffset() is None:
+                    created = None
+            body = plain_body(parse_message(raw))
+            return self._ref(uid, folder, key, fingerprint(body), created, _header(raw, "Message-ID"))
+
+        return self._run("looking for a draft", find)
+
+    def find_thread(self, event: Event) -> ThreadInfo | None:
+        """The invitation email for ``event`` (by Message-ID, else sender + subject); None if not found."""
+        organizer = event.organizer
+        if organizer is None or organizer.is_self or not organizer.email:
+            return None
+        hints = dict(event.thread_hints)
+        message_id = next((hints[k] for k in ("message_id", "internetMessageId", "rfc822msgid") if hints.get(k)), None)
+        title = _search_text(event.title)
+
+        def look(client: IMAPClient, retrying: bool) -> ThreadInfo | None:
+            self._folders(client)
+            for folder in self._search_folders:
+                uids: list[int] = []
+                if message_id:
+                    uids = self._search(client, folder, ["HEADER", "Message-ID", message_id], readonly=True)
+                if not uids and title:
+                    uids = self._search(client, folder, ["FROM", organizer.email, "SUBJECT", title], readonly=True)
+                if uids:
+                    return self._thread_info(client, max(uids))
+            return None
+
+        return self._run("looking for the invitation", look)
+
+    def close(self) -> None:
+        """Log out and close the connection."""
+        client, self._client = self._client, None
+        self._selected = None
+        if client is not None:
+            try:
+                client.logout()
+            except Exception:  # noqa: BLE001 - a dead connection is closed either way
+                try:
+                    client.shutdown()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    # ---- connection -----------------------------------------------------------------------------
+
+    def _run(self, what: str, step: Callable[[IMAPClient, bool], T]) -> T:
+        """Run ``step`` on the connection; a dropped connection is reopened and the step run once more."""
+        for attempt in (1, 2):
+            client = self._connect()
+            try:
+                return step(client, attempt > 1)
+            except (IMAPClientAbortError, OSError, EOFError) as exc:
+                self._drop()
+                if attempt == 2:
+                    raise TransientError(f"{self.label}: connection lost while {what} ({_reason(exc)})") from None
+                log.info("%s: connection lost while %s (%s); reconnecting", self.label, what, _reason(exc))
+            except IMAPClientError as exc:
+                raise ProviderError(f"{self.label}: {what} failed: {_reason(exc)}") from None
+        raise AssertionError("unreachable")
+
+    def _connect(self) -> IMAPClient:
+        if self._client is not None:
+            return self._client
+        s = self.settings
+        context: ssl.SSLContext | None = None
+        if s.security != "none":
+            try:
+                context = ssl.create_default_context(cafile=str(s.ca_bundle) if s.ca_bundle else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise ProviderError(f"ca_bundle {s.ca_bundle} cannot be used: {exc}") from None
+        timeout = SocketTimeout(connect=s.timeout_seconds, read=s.timeout_seconds)
+        client: IMAPClient | None = None
+        try:
+            client = IMAPClient(s.host, port=s.server_port, ssl=s.security == "tls", ssl_context=context,
+                                timeout=timeout)
+            if s.security == "starttls":
+                if not client.has_capability("STARTTLS"):
+                    raise ProviderError(f"{self.label}: the server does not offer STARTTLS; use security: tls")
+                client.starttls(context)
+            self._login(client)
+            self._uidplus = client.has_capability("UIDPLUS")
+        except ssl.SSLCertVerificationError as exc:
+            _shutdown(client)
+            raise ProviderError(f"{self.label}: the server's TLS certificate is not trusted "
+                                f"({exc.verify_message}); set ca_bundle for a private CA") from None
+        except ssl.SSLError as exc:
+            _shutdown(client)
+            raise ProviderError(f"{self.label}: TLS failed ({exc.reason or exc})") from None
+        except TimeoutError:
+            _shutdown(client)
+            raise TransientError(f"{self.label}: no answer within {s.timeout_seconds:g}s") from None
+        except (OSError, IMAPClientAbortError, EOFError) as exc:
+            _shutdown(client)
+            raise TransientError(f"{self.label}: cannot connect ({_reason(exc)})") from None
+        except IMAPClientError as exc:
+            _shutdown(client)
+            raise ProviderError(f"{self.label}: {_reason(exc)}") from None
+        except ProviderError:
+            _shutdown(client)
+            raise
+        self._client = client
+        self.commands += 3  # greeting/CAPABILITY, (STARTTLS), LOGIN
+        return client
+
+    def _login(self, client: IMAPClient) -> None:
+        s = self.settings
+        try:
+            if self._token is not None:
+                client.oauth2_login(s.username, self._token())
+            else:
+                client.login(s.username, read_password(self.account, s.password_env, s.password_file))
+        except LoginError as exc:
+            how = "token" if self._token is not None else "password or app password"
+            hint = f"run `salvage auth {self.account}`" if self._token is not None else \
+                "check the username and the " + ("environment variable " + s.password_env if s.password_env
+                                                 else f"file {s.password_file}")
+            raise AuthError(f"{self.label}: login refused ({_reason(exc)}); the {how} is wrong or "
+                            f"revoked: {hint}") from None
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        self._selected = None
+        _shutdown(client)
+
+    # ---- folders --------------------------------------------------------------------------------
+
+    def _folders(self, client: IMAPClient) -> None:
+        if self._drafts is not None:
+            return
+        self.commands += 1
+        listing = client.list_folders()
+        names = [name for _flags, _sep, name in listing]
+        flagged: dict[bytes, str] = {}
+        for flags, _sep, name in listing:
+            for flag in flags:
+                flagged.setdefault(flag.lower(), name)
+        by_lower = {n.casefold(): n for n in names}
+
+        def pick(configured: str | None, flag: bytes, common: Iterable[str]) -> str | None:
+            if configured:
+                if configured.casefold() not in by_lower:
+                    raise ProviderError(f"{self.label}: there is no folder named {configured!r}")
+                return by_lower[configured.casefold()]
+            if flag in flagged:
+                return flagged[flag]
+            for candidate in common:
+                for prefix in ("", "INBOX.", "INBOX/"):
+                    found = by_lower.get((prefix + candidate).casefold())
+                    if found:
+                        return found
+            return None
+
+        drafts = pick(self.settings.drafts_folder, b"\\drafts", DRAFTS_NAMES)
+        if drafts is None:
+            raise ProviderError(f"{self.label}: no Drafts folder (none marked \\Drafts, none with a common name); "
+                                "set drafts_folder")
+        self._sent = pick(self.settings.sent_folder, b"\\sent", SENT_NAMES)
+        inbox = by_lower.get("inbox", "INBOX")
+        everything = flagged.get(b"\\all")
+        self._search_folders = [inbox, *([everything] if everything else [])]
+        self._drafts = drafts
+
+    def _drafts_folder(self, client: IMAPClient) -> str:
+        self._folders(client)
+        assert self._drafts is not None
+        return self._drafts
+
+    def _sent_folder(self, client: IMAPClient) -> str | None:
+        self._folders(client)
+        return self._sent
+
+    def _select(self, client: IMAPClient, folder: str, readonly: bool = False) -> None:
+        """Select ``folder`` (kept selected; a selected folder's view is synced by each command)."""
+        if self._selected == (folder, readonly) or (self._selected == (folder, False) and readonly):
+            return
+        self.commands += 1
+        info = client.select_folder(folder, readonly=readonly)
+        self._selected = (folder, readonly)
+        validity = info.get(b"UIDVALIDITY")
+        if validity is not None:
+            self._uidvalidity[folder] = int(validity)
+
+    # ---- messages -------------------------------------------------------------------------------
+
+    def _search(self, client: IMAPClient, folder: str, criteria: list[Any], *, readonly: bool = False,
+                deleted_too: bool = False) -> list[int]:
+        self._select(client, folder, readonly)
+        full = criteria if deleted_too else ["UNDELETED", *criteria]
+        charset = "UTF-8" if any(isinstance(c, str) and not c.isascii() for c in full) else None
+        self.commands += 1
+        return [int(u) for u in client.search(full, charset=charset)]
+
+    def _search_key(self, client: IMAPClient, folder: str, key: str, msgid: str | None = None, *,
+                    readonly: bool = False, deleted_too: bool = False) -> list[int]:
+        """UIDs of messages whose X-Salvage-Key is exactly ``key`` (or Message-ID is ``msgid``).
+
+        IMAP's HEADER search matches substrings, so hits are confirmed against the header values.
+        """
+        criteria: list[Any] = []
+        if key and msgid:
+            criteria = ["OR", "HEADER", KEY_HEADER, key, "HEADER", "Message-ID", msgid]
+        elif key:
+            criteria = ["HEADER", KEY_HEADER, key]
+        elif msgid:
+            criteria = ["HEADER", "Message-ID", msgid]
+        else:
+            return []
+        hits = self._search(client, folder, criteria, readonly=readonly, deleted_too=deleted_too)
+        if not hits:
+            return []
+        self.commands += 1
+        part = b"BODY[HEADER.FIELDS (X-SALVAGE-KEY MESSAGE-ID)]"
+        fetched = client.fetch(hits, ["BODY.PEEK[HEADER.FIELDS (X-SALVAGE-KEY MESSAGE-ID)]"])
+        exact: list[int] = []
+        for uid, data in fetched.items():
+            raw = data.get(part)
+            if not isinstance(raw, bytes):
+                continue
+            if (key and _header(raw, KEY_HEADER) == key) or (msgid and _header(raw, "Message-ID") == msgid):
+                exact.append(int(uid))
+        return sorted(exact)
+
+    def _own_uid(self, client: IMAPClient, folder: str, ref: DraftRef) -> int | None:
+        """The ref's UID when it is still valid in ``folder`` (same UIDVALIDITY), else None."""
+        if ref.extra.get("folder", folder) != folder or not ref.id.isdigit():
+            return None
+        self._select(client, folder)
+        validity = ref.extra.get("uidvalidity")
+        if validity and str(self._uidvalidity.get(folder)) != validity:
+            return None
+        return int(ref.id)
+
+    def _fetch_own(self, client: IMAPClient, folder: str, ref: DraftRef) -> str | None:
+        uid = self._own_uid(client, folder, ref)
+        return None if uid is None else self._fetch_body(client, uid)
+
+    def _fetch_raw(self, client: IMAPClient, uid: int) -> bytes | None:
+        """The message's bytes, or None when the UID is gone or flagged \\Deleted."""
+        self.commands += 1
+        data = client.fetch([uid], ["FLAGS", "BODY.PEEK[]"]).get(uid)
+        if not data or b"\\Deleted" in data.get(b"FLAGS", ()):
+            return None
+        raw = data.get(_FETCH_BODY)
+        return raw if isinstance(raw, bytes) else None
+
+    def _fetch_body(self, client: IMAPClient, uid: int) -> str | None:
+        raw = self._fetch_raw(client, uid)
+        if raw is None:
+            return None
+        try:
+            return plain_body(parse_message(raw))
+        except Exception:  # noqa: BLE001 - whatever the user did to it, it is theirs now
+            return "\x00unreadable"
+
+    def _fetch_body_print(self, client: IMAPClient, uid: int) -> str | None:
+        body = self._fetch_body(client, uid)
+        return None if body is None else fingerprint(body)
+
+    def _appended_uid(self, client: IMAPClient, folder: str, response: bytes, key: str,
+                      exclude: Iterable[int] = ()) -> int | None:
+        match = _APPENDUID.search(response or b"")
+        if match:
+            self._uidvalidity.setdefault(folder, int(match.group(1)))
+            return int(match.group(2))
+        skip = set(exclude)  # no UIDPLUS: the newest message with our key that was not there before
+        found = [u for u in self._search_key(client, folder, key) if u not in skip]
+        return max(found) if found else None
+
+    def _expunge(self, client: IMAPClient, folder: str, uids: list[int]) -> None:
+        if not uids:
+            return
+        self._select(client, folder)
+        self.commands += 1
+        client.add_flags(uids, [b"\\Deleted"], silent=True)
+        if self._uidplus:
+            self.commands += 1
+            client.uid_expunge(uids)
+        # Without UIDPLUS a plain EXPUNGE would also remove what the user flagged; \Deleted is enough.
+
+    def _thread_info(self, client: IMAPClient, uid: int) -> ThreadInfo | None:
+        self.commands += 1
+        part = b"BODY[HEADER.FIELDS (MESSAGE-ID REFERENCES SUBJECT)]"
+        data = client.fetch([uid], ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID REFERENCES SUBJECT)]"]).get(uid)
+        raw = data.get(part) if data else None
+        if not isinstance(raw, bytes):
+            return None
+        msg = parse_message(raw)
+        message_id = _first_msgid(str(msg.get("Message-ID", "")))
+        if message_id is None:
+            return None
+        references = tuple(_MSGID.findall(str(msg.get("References", ""))))
+        subject = str(msg.get("Subject", "")).strip() or None
+        return ThreadInfo(message_id=message_id, references=references, subject=subject)
+
+    def _ref(self, uid: int | None, folder: str, key: str, print_: str, created: datetime | None,
+             msgid: str | None, base: DraftRef | None = None) -> DraftRef:
+        if uid is None:
+            raise ProviderError(f"{self.label}: the draft was appended but the server gave no UID for it")
+        extra = dict(base.extra) if base is not None else {}
+        extra.update({"key": key, "folder": folder})
+        validity = self._uidvalidity.get(folder)
+        if validity is not None:
+            extra["uidvalidity"] = str(validity)
+        if msgid:
+            extra["msgid"] = msgid
+        return DraftRef(id=str(uid), fingerprint=print_, thread_id=base.thread_id if base else None,
+                        created=created if base is None else base.created, extra=extra)
+
+
+def _header(raw: bytes, name: str) -> str | None:
+    head = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    match = re.search(rb"(?im)^" + re.escape(name.encode()) + rb":[ \t]*(.*(?:\n[ \t].*)*)", head)
+    return match.group(1).decode("utf-8", "replace").replace("\n", "").strip() if match else None
+
+
+def _first_msgid(value: str) -> str | None:
+    found = _MSGID.search(value)
+    return found.group(0) if found else None
+
+
+def _search_text(title: str) -> str:
+    """A subject substring to search for: the title, without characters IMAP quoting trips on."""
+    text = re.sub(r"[\"\\\r\n]+", " ", title).strip()
+    return text[:80]
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, bytes):
+        text = exc.decode("utf-8", "replace")
+    return (text or type(exc).__name__)[:200]
+
+
+def _shutdown(client: IMAPClient | None) -> None:
+    if client is None:
+        return
+    try:
+        client.shutdown()
+    except Exception:  # noqa: BLE001 - closing a broken socket may fail
+        pass
+
+
+__all__ = ["DRAFTS_NAMES", "SENT_NAMES", "ImapDraftStore", "open_drafts"]
