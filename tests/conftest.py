@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -24,3 +25,19 @@ def _restore_logging() -> Iterator[None]:
     root.setLevel(level)
     for name, old in levels.items():
         logging.getLogger(name).setLevel(old)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """After a run that included the corpus, list every producer with its pass counts per path."""
+    corpus = sys.modules.get("test_corpus")  # loaded only when the corpus tests were collected
+    tally = getattr(corpus, "TALLY", None)
+    if not tally:
+        return
+    paths = ["ics", "google", "graph", "graph-own-zone"]
+    terminalreporter.section("calendar corpus: instants right / expected, per producer and path")
+    terminalreporter.write_line(f"{'producer':<20}" + "".join(f"{p:>16}" for p in paths))
+    for producer in sorted(tally):
+        cells = [tally[producer].get(p) for p in paths]
+        terminalreporter.write_line(
+            f"{producer:<20}" + "".join(f"{(f'{c[0]}/{c[1]}' if c else '-'):>16}" for c in cells)
+        )

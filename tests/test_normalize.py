@@ -58,6 +58,9 @@ def test_html_to_text() -> None:
     assert html_to_text("<p>Hello&nbsp;<b>Alex</b></p><script>x()</script><a href='https://zoom.us/j/1'>Join</a>") == (
         "Hello Alex\nJoin (https://zoom.us/j/1)"
     )
+    # Outlook's plain-text bodies put links in angle brackets; they are not tags.
+    teams = "Click here to join the meeting<https://teams.microsoft.com/l/meetup-join/19%3am@thread.v2/0>"
+    assert html_to_text(teams + "<br>Mail <mailto:a@b.example>") == teams + "\nMail <mailto:a@b.example>"
 
 
 def test_meeting_pins_and_conference_ids_are_not_phone_numbers() -> None:

@@ -166,7 +166,8 @@ def find_phones(*texts: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-_TAG = re.compile(r"<[^>]+>")
+# Not a tag: "<https://…>" and "<mailto:…>", as Outlook writes links in plain-text bodies.
+_TAG = re.compile(r"<(?!(?:https?|mailto|tel):)[^>]+>", re.IGNORECASE)
 _BREAK = re.compile(r"<\s*(br|/p|/div|/li|/tr|/h\d)\s*/?>", re.IGNORECASE)
 
 
