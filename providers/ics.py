@@ -51,7 +51,7 @@ RETRY = RetryPolicy(attempts=3, base_seconds=1.0, cap_seconds=10.0, max_retry_af
 # icalendar's property value unions are too wide to type usefully: components are handled as Any.
 Component = Any
 # Bump when parsing changes what events come out, so cached "unchanged" results are re-read.
-PARSER_VERSION = 2
+PARSER_VERSION = 3
 _STASH = "X-SALVAGE-TZID"  # the original DTSTART TZID, kept across the X-WR-TIMEZONE conversion
 _TIME_PROPS = ("DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE", "RDATE")
 
@@ -407,6 +407,7 @@ def _calendar_events(
     if "X-WR-TIMEZONE" in calendar:
         del calendar["X-WR-TIMEZONE"]  # applied below, once; recurring_ical_events must not apply it again
     floating = x_wr_zone or ctx.user_zone
+    own_zones = _own_zones(calendar, problems)
     cancel_all = _text(calendar.get("METHOD")).upper() == "CANCEL"
 
     kept: list[Component] = []
@@ -423,7 +424,7 @@ def _calendar_events(
             seed = f"{_text(component.get('SUMMARY'))}\x1f{component['DTSTART'].to_ical().decode()}"
             component["UID"] = "salvage-" + hashlib.sha256(seed.encode()).hexdigest()[:20]
         tzid = component["DTSTART"].params.get("TZID")
-        unplaced = _place_times(component, x_wr_zone, bool(x_wr))
+        unplaced = _place_times(component, own_zones, x_wr_zone, bool(x_wr))
         if unplaced is not None:
             problems.append(f"skipped {_describe(component)}: {unplaced}")
             continue
@@ -460,10 +461,32 @@ class _Unplaceable(Exception):
     """A date-time whose instant is not known for certain."""
 
 
-def _place_times(component: Component, x_wr_zone: tzinfo | None, has_x_wr: bool) -> str | None:
+def _own_zones(calendar: Component, problems: list[str]) -> dict[str, tzinfo]:
+    """This file's own VTIMEZONEs for TZIDs that are not IANA names (Windows names, custom zones).
+
+    icalendar caches a VTIMEZONE by TZID for the whole process, first definition wins: two Exchange
+    files each with their own "Customized Time Zone" would otherwise share the first one's rules.
+    """
+    out: dict[str, tzinfo] = {}
+    for component in calendar.subcomponents:
+        if component.name != "VTIMEZONE" or component.get("TZID") is None:
+            continue
+        tzid = _text(component.get("TZID")).strip()
+        if zone_name(tzid) == tzid:  # an IANA name: icalendar uses the tz database, as we do
+            continue
+        try:
+            out[tzid] = component.to_tz(lookup_tzid=False)
+        except Exception as exc:  # noqa: BLE001 - a broken VTIMEZONE: its events fall back below
+            problems.append(f"VTIMEZONE {tzid!r} cannot be read: {str(exc)[:120]}")
+    return out
+
+
+def _place_times(
+    component: Component, own_zones: dict[str, tzinfo], x_wr_zone: tzinfo | None, has_x_wr: bool
+) -> str | None:
     """Give a VEVENT's date-times the zone they certainly have; why they cannot have one, or None.
 
-    A TZID keeps its zone (the VTIMEZONE icalendar built, or the IANA/Windows zone it names). Only
+    A TZID keeps its zone: this file's VTIMEZONE for it, else the IANA/Windows zone it names. Only
     floating and UTC times take the calendar's X-WR-TIMEZONE; without one, floating times stay
     floating (RFC 5545: local time wherever the user is) and UTC stays UTC.
     """
@@ -474,18 +497,21 @@ def _place_times(component: Component, x_wr_zone: tzinfo | None, has_x_wr: bool)
                 for value in values:
                     tzid = _text(value.params.get("TZID") or prop.params.get("TZID")).strip()
                     moment = value.dt
+                    own = own_zones.get(tzid)
                     if isinstance(moment, tuple):  # RDATE;VALUE=PERIOD: (start, end or duration)
-                        value.dt = tuple(_placed(m, tzid, x_wr_zone, has_x_wr) for m in moment)
+                        value.dt = tuple(_placed(m, tzid, own, x_wr_zone, has_x_wr) for m in moment)
                     else:
-                        value.dt = _placed(moment, tzid, x_wr_zone, has_x_wr)
+                        value.dt = _placed(moment, tzid, own, x_wr_zone, has_x_wr)
     except _Unplaceable as exc:
         return str(exc)
     return None
 
 
-def _placed(moment: Any, tzid: str, x_wr_zone: tzinfo | None, has_x_wr: bool) -> Any:
+def _placed(moment: Any, tzid: str, own: tzinfo | None, x_wr_zone: tzinfo | None, has_x_wr: bool) -> Any:
     if not isinstance(moment, datetime):
         return moment
+    if tzid and own is not None:
+        return moment.replace(tzinfo=own)  # the wall time as written, in this file's definition
     if tzid:
         if moment.tzinfo is not None:
             return moment  # never re-labelled by X-WR-TIMEZONE, named zone or not

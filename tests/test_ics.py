@@ -723,3 +723,21 @@ accounts:
     assert isinstance(web, CalendarSource)
     other = registry.open_drafts(config.accounts[1], config)
     assert isinstance(other, FolderDrafts) and other.path == tmp_path / "drafts"
+
+
+def test_two_files_with_the_same_custom_tzid_keep_their_own_rules(tmp_path: Path) -> None:
+    # Exchange names every custom zone "Customized Time Zone"; icalendar caches zones by TZID.
+    def calendar(offset: str) -> str:
+        return (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:Microsoft Exchange Server 2010\r\n"
+            "BEGIN:VTIMEZONE\r\nTZID:Customized Time Zone\r\nBEGIN:STANDARD\r\nDTSTART:16010101T000000\r\n"
+            f"TZOFFSETFROM:{offset}\r\nTZOFFSETTO:{offset}\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+            "BEGIN:VEVENT\r\nUID:c\r\nDTSTART;TZID=Customized Time Zone:20250306T100000\r\n"
+            "DTEND;TZID=Customized Time Zone:20250306T110000\r\nSUMMARY:Custom\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+
+    first, second = tmp_path / "a.ics", tmp_path / "b.ics"
+    first.write_text(calendar("+0900"))
+    second.write_text(calendar("-0300"))
+    assert one(source_for(first).fetch(MARCH, None), "Custom").start == datetime(2025, 3, 6, 1, tzinfo=UTC)
+    assert one(source_for(second).fetch(MARCH, None), "Custom").start == datetime(2025, 3, 6, 13, tzinfo=UTC)
