@@ -152,7 +152,7 @@ class ClassificationConfig(Strict):
         default_factory=list, description="Extra domains of hiring tools or recruiters."
     )
     negative_keywords: list[str] = Field(
-        default_factory=list, description="Extra words that mark an event as not an interview."
+        default_factory=list, description="Extra words (title or description) that mark an event as not an interview."
     )
     weights: dict[str, float] = Field(
         default_factory=dict,

@@ -27,6 +27,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "conference_link": 0.5,  # a video link
     "prep_block": -6.0,  # your own "interview prep" / "practice" block with nobody else invited
     "negative_keyword": -4.0,  # e.g. "exit interview", "candidate debrief", classification.negative_keywords
+    "you_interview": -5.0,  # the user is the interviewer: a scorecard or interview kit, a colleague's "candidate" invite
     "declined": -10.0,  # you declined it (before it started)
     "cancelled": -10.0,
     "not_a_meeting": -10.0,  # out-of-office, focus time, working location, birthday
@@ -78,6 +79,30 @@ NEGATIVE_KEYWORDS: tuple[str, ...] = (
     "podcast", "mock interview", "interviewer training", "interview training", "debrief",
     "candidate debrief", "hiring committee", "scorecard", "interview feedback", "interviewing candidates",
 )
+# Interviewer-side words (title and description): the invitation is for the one asking the questions.
+INTERVIEWER_SIDE: tuple[str, ...] = (
+    "scorecard", "scorecards", "interview kit", "interviewer guide", "interview guide", "feedback form",
+    "submit your feedback", "submit feedback", "leave your feedback", "you are interviewing",
+    "you're interviewing", "you will be interviewing", "you'll be interviewing", "candidate packet",
+    "candidate profile", "candidate's resume", "candidate resume", "Bewertungsbogen",
+)
+# Words that name the interviewer in an ATS's description (never a title: "Interviewer sync" is internal).
+BODY_KEYWORDS: tuple[str, ...] = (
+    "interviewer", "interviewers", "your interviewer", "you're scheduled to meet", "you are scheduled to meet",
+    "you will be meeting with", "you'll be meeting with", "you'll meet with", "you will meet with",
+)
+# "chat with recruiter", "Initial conversation with Talent", "call w/ hiring manager", "Recruiter intro".
+_TALKS = r"(?:chat|call|conversation|intro|introduction|meeting|meet|catch[\s-]?up|connect|talk|screen|sync)"
+_ROLES = (
+    r"(?:recruiters?|recruiting|recruitment|talent(?:\s+(?:acquisition|team|partner|partners))?|"
+    r"hiring\s+(?:manager|managers|team|lead)|ta\s+team)"
+)
+_ROLE_TALK = re.compile(
+    rf"(?<!\w)(?:{_TALKS}\s+(?:with|w/)\s+(?:(?:the|our|a|your|an)\s+)?{_ROLES}"
+    r"|(?:recruiter|recruiting|talent\s+acquisition)\s+(?:intro|introduction|call|chat|conversation|screen))(?!\w)",
+    re.IGNORECASE,
+)
+_CANDIDATE = re.compile(r"(?<!\w)(?:candidate|candidates|Kandidat(?:in)?|candidat|candidato|candidata)(?!\w)", re.IGNORECASE)
 HIRING_DOMAINS: tuple[str, ...] = (
     "greenhouse.io", "lever.co", "ashbyhq.com", "myworkday.com", "workday.com", "smartrecruiters.com",
     "icims.com", "goodtime.io", "calendly.com", "hirevue.com", "modernhire.com", "jobvite.com",
@@ -200,6 +225,9 @@ class _Rules:
     hint: _Matcher
     negative: _Matcher
     tools: _Matcher
+    body: _Matcher  # description-only interview words (the interviewer named by an ATS)
+    interviewer_side: _Matcher
+    own_negative: _Matcher  # classification.negative_keywords alone, matched in descriptions too
     hiring_domains: frozenset[str]
     weights: dict[str, float]
     threshold: float
@@ -252,6 +280,9 @@ def _compile(
         hint=_matcher(HINT_KEYWORDS),
         negative=_matcher((*NEGATIVE_KEYWORDS, *negative)),
         tools=_matcher(_TOOL_NAMES),
+        body=_matcher(BODY_KEYWORDS),
+        interviewer_side=_matcher(INTERVIEWER_SIDE),
+        own_negative=_matcher(negative),
         hiring_domains=frozenset(d.strip().lower().lstrip("@.") for d in (*HIRING_DOMAINS, *domains) if d.strip()),
         weights=merged,
         threshold=threshold,
@@ -328,6 +359,8 @@ class _TextFacts:
     prep: bool
     tool: str | None
     hosts: tuple[str, ...]  # lower-cased hosts of the links in it
+    interviewer_side: str | None = None  # "scorecard", "you are interviewing"…
+    candidate: bool = False  # the title names a candidate
 
 
 _NOTHING = _TextFacts(None, None, None, False, None, ())
@@ -361,13 +394,22 @@ class _Memo:
         rules = self.rules
         low = text.lower()
         hosts = tuple(m.group(1).lower() for m in _URL_HOST.finditer(text)) if "://" in text else ()
+        strong = _found(rules.strong.search(text, low))
+        if strong is None and ("recruit" in low or "talent" in low or "hiring" in low or "ta team" in low):
+            strong = _found(_ROLE_TALK.search(text))
+        if strong is None and not title:
+            strong = _found(rules.body.search(text, low))
         facts = _TextFacts(
-            strong=_found(rules.strong.search(text, low)),
+            strong=strong,
             hint=_found(rules.hint.search(text, low)) if title else None,
-            negative=_found(rules.negative.search(text, low)) if title else None,
+            # The user's own negative words count in the description too; the built-in list only in titles
+            # ("the hiring committee will review" is a fine sentence in a candidate's invitation).
+            negative=_found(rules.negative.search(text, low) if title else rules.own_negative.search(text, low)),
             prep=bool(title and _PREP.search(text, low)),
             tool=_found(rules.tools.search(text, low)),
             hosts=hosts,
+            interviewer_side=_found(rules.interviewer_side.search(text, low)),
+            candidate=bool(title and _CANDIDATE.search(text)),
         )
         if facts == _NOTHING:
             facts = _NOTHING  # one shared object for the common case: fewer objects for the GC to scan
@@ -481,6 +523,14 @@ def _classify(event: Event, key: str, rules: _Rules, config: Config, memo: _Memo
 
     if title.negative:
         fire("negative_keyword", f'title mentions "{title.negative}"')
+    elif body.negative or location.negative:
+        fire("negative_keyword", f'description mentions "{body.negative or location.negative}"')
+
+    side = title.interviewer_side or body.interviewer_side or location.interviewer_side
+    if side:
+        fire("you_interview", f'you are the interviewer: it mentions "{side}"')
+    elif title.candidate and organizer is not None and _own_side(organizer, rules):
+        fire("you_interview", "you are the interviewer: a candidate's interview organised from your own side")
 
     if title.prep and not any(is_person(p, rules.self_addresses) for p in people):
         fire("prep_block", "your own preparation/practice block, nobody else invited")
@@ -508,6 +558,13 @@ def _classify(event: Event, key: str, rules: _Rules, config: Config, memo: _Memo
     verdict = "at or above" if is_interview else "below"
     reasons.append(f"score {score:.1f} is {verdict} the threshold {rules.threshold:.1f}")
     return Classification(key, is_interview, score, memo.reasons(reasons))
+
+
+def _own_side(organizer: Person, rules: _Rules) -> bool:
+    """The organizer is the user or a colleague on the user's own (non-consumer) domain."""
+    if organizer.is_self or organizer.email in rules.self_addresses:
+        return True
+    return organizer.domain in rules.self_domains and organizer.domain not in CONSUMER_DOMAINS
 
 
 def _special(event: Event) -> str | None:
