@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
@@ -25,12 +26,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.config import Config
-from daemon.core.detect import detect
+from daemon.core.detect import MAX_OVERLAPS, detect
 from daemon.core.model import Event, EventType, Response, Risk, RiskKind, Severity, ShowAs
 
 NOW = at("2026-11-24 09:00")  # Tuesday; London is on UTC in November
 LONDON = make_config()
 TOMORROW = at("2026-11-25 14:00")
+SUMMARY_COUNT = re.compile(r"also (?:overlaps|falls inside) (\d+) ")
 
 
 def run(events: list[Event], config: Config = LONDON, now: datetime = NOW, **kwargs: object) -> list[Risk]:
@@ -460,8 +462,8 @@ def test_overlaps_match_brute_force(events: list[Event]) -> None:
     interviews = {e.occurrence_key for e in events if e.title.startswith("Technical interview")}
     labels = forced(events, interviews)
     risks = detect(events, labels, config, NOW)
-    found = {(r.occurrence_key, r.other_key, r.kind.value) for r in risks
-             if r.kind in (RiskKind.INTERVIEW_CLASH, RiskKind.DOUBLE_BOOKED, RiskKind.OUT_OF_OFFICE)}
+    found = {(r.occurrence_key, r.other_key, r.kind.value) for r in risks if r.other_key
+             and r.kind in (RiskKind.INTERVIEW_CLASH, RiskKind.DOUBLE_BOOKED, RiskKind.OUT_OF_OFFICE)}
     unique = {e.occurrence_key: e for e in reversed(events)}
     expected = set()
     for a in unique.values():
@@ -480,7 +482,17 @@ def test_overlaps_match_brute_force(events: list[Event]) -> None:
                 expected.add((a.occurrence_key, b.occurrence_key, "interview_clash"))
             elif b.blocks_time:
                 expected.add((a.occurrence_key, b.occurrence_key, "double_booked"))
-    assert found == expected
+    # Up to MAX_OVERLAPS overlaps per interview are named; the rest are counted in summaries.
+    summarised: dict[str, int] = {}
+    for r in risks:
+        if r.other_key is None and (m := SUMMARY_COUNT.match(r.evidence)):
+            summarised[r.occurrence_key] = summarised.get(r.occurrence_key, 0) + int(m.group(1))
+    assert found <= expected
+    for key in interviews:
+        mine = {x for x in expected if x[0] == key}
+        named = {x for x in found if x[0] == key}
+        assert len(named) == min(len(mine), MAX_OVERLAPS), key
+        assert len(named) + summarised.get(key, 0) == len(mine), key
     assert risks == detect(list(reversed(events)), labels, config, NOW)
 
 
@@ -488,11 +500,49 @@ def test_many_events_one_day_is_still_fast_and_exact() -> None:
     evs = [meeting(BASE + timedelta(minutes=i), key=f"m{i}", minutes=5) for i in range(2000)]
     iv = interview(BASE + timedelta(minutes=100), key="iv", minutes=30)
     risks = run([*evs, iv])
-    doubles = {r.other_key for r in risks if r.kind is RiskKind.DOUBLE_BOOKED}
-    assert doubles == {f"m{i}" for i in range(96, 130)}
+    doubles = [r for r in risks if r.kind is RiskKind.DOUBLE_BOOKED and r.other_key]
+    assert [r.other_key for r in doubles] == [f"m{i}" for i in range(96, 96 + MAX_OVERLAPS)]
+    (summary,) = [r for r in risks if r.kind is RiskKind.DOUBLE_BOOKED and not r.other_key]
+    assert summary.other_key is None and SUMMARY_COUNT.match(summary.evidence).group(1) == str(34 - MAX_OVERLAPS)
 
 
 def test_interview_helper_attends() -> None:
     iv = interview(TOMORROW)
     assert iv.user_attends and ME in iv.attendees and attendee("x@y.example").email == "x@y.example"
     assert iv.start.tzinfo is UTC or iv.start.utcoffset() == timedelta(0)
+
+
+# ---- bounded output -----------------------------------------------------------------------------
+
+
+def test_a_crowded_interview_reports_the_worst_overlaps_and_summarises_the_rest() -> None:
+    iv = interview(TOMORROW, key="iv", minutes=60)
+    other = interview(TOMORROW + timedelta(minutes=50), "Panel interview - Globex", key="other")
+    busy = [meeting(TOMORROW + timedelta(minutes=i), f"Sync {i}", key=f"m{i:02}", minutes=30) for i in range(20)]
+    tentative = [meeting(TOMORROW + timedelta(minutes=i), f"Maybe {i}", key=f"t{i}", minutes=30,
+                         show_as=ShowAs.TENTATIVE) for i in range(3)]
+    risks = [r for r in run([iv, other, *busy, *tentative]) if r.occurrence_key == "iv"]
+    overlaps = [r for r in risks if r.kind in (RiskKind.INTERVIEW_CLASH, RiskKind.DOUBLE_BOOKED)]
+    named = [r for r in overlaps if r.other_key]
+    summaries = [r for r in overlaps if not r.other_key]
+    assert len(named) == MAX_OVERLAPS
+    # the other interview comes first whatever its start; then the earliest firm commitments
+    assert named[0].kind is RiskKind.INTERVIEW_CLASH and named[0].other_key == "other"
+    assert [r.other_key for r in named[1:]] == [f"m{i:02}" for i in range(MAX_OVERLAPS - 1)]
+    assert [(r.kind, r.severity, r.evidence.split(" (")[0]) for r in summaries] == [
+        (RiskKind.DOUBLE_BOOKED, Severity.CRITICAL, f"also overlaps {20 - (MAX_OVERLAPS - 1)} more events"),
+        (RiskKind.DOUBLE_BOOKED, Severity.WARNING, "also overlaps 3 more tentative or focus-time events"),
+    ]
+    assert "Sync" not in " ".join(r.evidence for r in summaries)  # a count and a span, not the titles
+
+
+def test_risks_per_interview_stay_bounded_however_dense_the_calendar() -> None:
+    ivs = [interview(TOMORROW + timedelta(minutes=5 * i), key=f"iv{i:03}", minutes=240) for i in range(40)]
+    busy = [meeting(TOMORROW + timedelta(minutes=i), key=f"m{i:03}", minutes=120) for i in range(200)]
+    risks = run([*ivs, *busy])
+    per_interview: dict[str, int] = {}
+    for r in risks:
+        if r.kind in (RiskKind.INTERVIEW_CLASH, RiskKind.DOUBLE_BOOKED, RiskKind.OUT_OF_OFFICE):
+            per_interview[r.occurrence_key] = per_interview.get(r.occurrence_key, 0) + 1
+    assert len(per_interview) == 40
+    assert max(per_interview.values()) <= MAX_OVERLAPS + 3  # the named ones plus one summary per kind

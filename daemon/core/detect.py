@@ -1,7 +1,10 @@
 """Risks for each interview: clashes, double bookings, time off, buffers, odd hours, missing links, misses.
 
 One sweep over the intervals sorted by start finds every overlap involving an interview in
-O(n log n + k) (k = overlapping pairs); neighbours for the buffer checks come from binary search.
+O(n log n + k) (k = overlapping pairs, each a bare index); at most MAX_OVERLAPS of them per
+interview become risks of their own and the rest one summary per kind, so the output (and what the
+planner, the store and the report do with it) stays O(n). Neighbours for the buffer checks come
+from binary search.
 All-day events become intervals in the user's zone. Pure: events, config and ``now`` in, risks out,
 in a stable order whatever the input order.
 """
@@ -34,6 +37,7 @@ from daemon.core.normalize import find_join_urls, find_phones, zone
 UTC = timezone.utc
 MISSED_LOOKBACK = timedelta(days=7)  # older misses are history for the report, not news
 NEIGHBOUR_LIMIT = 64  # neighbours examined per side; enough for any real calendar
+MAX_OVERLAPS = 8  # overlaps reported one by one per interview; the rest are summarised by kind
 KIND_ORDER = {kind: i for i, kind in enumerate(RiskKind)}
 SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
@@ -318,10 +322,13 @@ def detect(
             found = sorted(set(found), key=lambda j: (items[j].s, items[j].key))
         others = [items[j] for j in found]
         if item.attends and item.e > now_s:
-            for other in others:
+            shown, rest = _worst_overlaps(item, others)
+            for other in shown:
                 risk = _overlap_risk(item, other, tz)
                 if risk is not None:
                     add(item, risk, other)
+            for risk in _summaries(item, rest, tz):
+                add(item, risk)
             if not item.all_day:
                 for risk, other in neighbours.risks(item, config, tz):
                     add(item, risk, other)
@@ -382,6 +389,62 @@ def _overlap_risk(item: _Item, other: _Item, tz: tzinfo) -> Risk | None:
         other_is_interview=other.interview,
         cause="double_booking",
     )
+
+
+def _overlap_rank(item: _Item, other: _Item) -> int | None:
+    """How serious an overlap is (0 = another interview … 3 = a soft commitment); None: no risk.
+
+    The same decision as :func:`_overlap_risk`, from the items' flags alone, so that the worst
+    overlaps can be chosen without building a risk for every one of them.
+    """
+    if other.interview and other.attends and not other.all_day and not item.all_day:
+        return 0
+    if other.ooo:
+        return 1
+    if item.all_day or not other.blocks or other.all_day:
+        return None
+    return 3 if _soft(other.event) else 2
+
+
+def _worst_overlaps(item: _Item, others: list[_Item]) -> tuple[list[_Item], list[_Item]]:
+    """The overlaps reported one by one (the most serious, then the earliest) and the rest.
+
+    A dense calendar can put hundreds of events over one interview; each would be a risk of its
+    own, and the risks (not the sweep) were what made a clash-heavy calendar slow. Past
+    :data:`MAX_OVERLAPS` the rest are summarised by kind, so the output per interview is bounded.
+    """
+    if len(others) <= MAX_OVERLAPS:
+        return others, []
+    ranked = [(rank, other) for other in others if (rank := _overlap_rank(item, other)) is not None]
+    ranked.sort(key=lambda pair: pair[0])  # stable: ties stay in (start, key) order
+    return [o for _, o in ranked[:MAX_OVERLAPS]], [o for _, o in ranked[MAX_OVERLAPS:]]
+
+
+_SUMMARY = {
+    0: (RiskKind.INTERVIEW_CLASH, Severity.CRITICAL, "interview_clash", "other interviews"),
+    1: (RiskKind.OUT_OF_OFFICE, Severity.CRITICAL, "out_of_office", "more out-of-office or all-day busy events"),
+    2: (RiskKind.DOUBLE_BOOKED, Severity.CRITICAL, "double_booking", "more events"),
+    3: (RiskKind.DOUBLE_BOOKED, Severity.WARNING, "double_booking", "more tentative or focus-time events"),
+}
+
+
+def _summaries(item: _Item, rest: list[_Item], tz: tzinfo) -> list[Risk]:
+    """One risk per kind for the overlaps past the cap: how many, and when the first and last are."""
+    groups: dict[int, list[_Item]] = {}
+    for other in rest:
+        rank = _overlap_rank(item, other)
+        if rank is not None:
+            groups.setdefault(rank, []).append(other)
+    out = []
+    for rank in sorted(groups):
+        members = groups[rank]
+        kind, severity, cause, what = _SUMMARY[rank]
+        first = min(members, key=lambda o: (o.s, o.key))
+        last = max(members, key=lambda o: (o.e, o.key))
+        span = when_text(first.first, last.last, tz)
+        verb = "falls inside" if rank == 1 else "overlaps"
+        out.append(Risk(kind, severity, item.key, f"also {verb} {len(members)} {what} ({span})", cause=cause))
+    return out
 
 
 def _soft(event: Event) -> str:
