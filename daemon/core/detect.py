@@ -406,7 +406,7 @@ def _overlap_rank(item: _Item, other: _Item) -> int | None:
     return 3 if _soft(other.event) else 2
 
 
-def _worst_overlaps(item: _Item, others: list[_Item]) -> tuple[list[_Item], list[_Item]]:
+def _worst_overlaps(item: _Item, others: list[_Item]) -> tuple[list[_Item], list[tuple[int, _Item]]]:
     """The overlaps reported one by one (the most serious, then the earliest) and the rest.
 
     A dense calendar can put hundreds of events over one interview; each would be a risk of its
@@ -417,7 +417,7 @@ def _worst_overlaps(item: _Item, others: list[_Item]) -> tuple[list[_Item], list
         return others, []
     ranked = [(rank, other) for other in others if (rank := _overlap_rank(item, other)) is not None]
     ranked.sort(key=lambda pair: pair[0])  # stable: ties stay in (start, key) order
-    return [o for _, o in ranked[:MAX_OVERLAPS]], [o for _, o in ranked[MAX_OVERLAPS:]]
+    return [o for _, o in ranked[:MAX_OVERLAPS]], ranked[MAX_OVERLAPS:]
 
 
 _SUMMARY = {
@@ -428,22 +428,24 @@ _SUMMARY = {
 }
 
 
-def _summaries(item: _Item, rest: list[_Item], tz: tzinfo) -> list[Risk]:
+def _summaries(item: _Item, rest: list[tuple[int, _Item]], tz: tzinfo) -> list[Risk]:
     """One risk per kind for the overlaps past the cap: how many, and when the first and last are."""
-    groups: dict[int, list[_Item]] = {}
-    for other in rest:
-        rank = _overlap_rank(item, other)
-        if rank is not None:
-            groups.setdefault(rank, []).append(other)
+    groups: dict[int, tuple[int, _Item, _Item]] = {}  # rank -> (count, first to start, last to end)
+    for rank, other in rest:
+        seen = groups.get(rank)
+        if seen is None:
+            groups[rank] = (1, other, other)
+            continue
+        count, first, last = seen
+        groups[rank] = (count + 1, first if (first.s, first.key) <= (other.s, other.key) else other,
+                        last if (last.e, last.key) >= (other.e, other.key) else other)
     out = []
     for rank in sorted(groups):
-        members = groups[rank]
+        count, first, last = groups[rank]
         kind, severity, cause, what = _SUMMARY[rank]
-        first = min(members, key=lambda o: (o.s, o.key))
-        last = max(members, key=lambda o: (o.e, o.key))
-        span = when_text(first.first, last.last, tz)
         verb = "falls inside" if rank == 1 else "overlaps"
-        out.append(Risk(kind, severity, item.key, f"also {verb} {len(members)} {what} ({span})", cause=cause))
+        span = when_text(first.first, last.last, tz)
+        out.append(Risk(kind, severity, item.key, f"also {verb} {count} {what} ({span})", cause=cause))
     return out
 
 
