@@ -524,3 +524,16 @@ def test_a_smuggled_address_never_reaches_gmail(fake: GoogleFake, tmp_path: Path
     with pytest.raises(UnsafeDraft, match="recipient address"):
         box.create(DraftMessage(key="k1", sender=Address(ME), to=(Address(address),), subject="s", text="t\n"))
     assert fake.count("drafts.create") == 0
+
+
+def test_an_expired_saved_token_is_refreshed_before_use_not_refused(fake: GoogleFake, tmp_path: Path) -> None:
+    """Issue 8, item 10: the saved expiry survives binding the token endpoint."""
+    path = fake.token_file(tmp_path / "tokens" / "g.google.json", valid_access=True)
+    info = json.loads(path.read_text())
+    info["token"] = fake.issue_access_token(lifetime=-60)  # the server no longer accepts it
+    info["expiry"] = "2020-01-01T00:00:00.000000Z"
+    path.write_text(json.dumps(info))
+    box = mailbox(fake, tmp_path)
+    fake.reset_counts()
+    assert box.find_by_key("no-such-key") is None
+    assert fake.count("token") == 1 and fake.count(status=401) == 0

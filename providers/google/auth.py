@@ -152,7 +152,11 @@ def load_credentials(path: Path, conn: GoogleConnection, account: str) -> Creden
     saved = info.get("token_uri")
     if not (isinstance(saved, str) and re.match(r"(?i)^https?://[^/\s]+", saved)):
         saved = None
-    return creds.with_token_uri(conn.token_uri or saved or GOOGLE_TOKEN_URI)
+    bound = creds.with_token_uri(conn.token_uri or saved or GOOGLE_TOKEN_URI)
+    # with_token_uri copies everything but the expiry: without it an expired saved token looks valid,
+    # is sent once and refused with a 401 at every start.
+    bound.expiry = creds.expiry
+    return bound
 
 
 # ---- the interactive flow -----------------------------------------------------------------------
