@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from daemon.config import Config, load_config
+from daemon.core.text import json_escape_invisible
 from daemon.engine.state import StateStore
 
 
@@ -44,4 +45,6 @@ def config_from(args: argparse.Namespace) -> Config:
 
 def dump_json(data: Any) -> None:
     """Plain JSON on stdout, for programs."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    # json escapes C0 controls itself; C1 and bidi characters are escaped too, so the output is
+    # the same data yet safe to look at in a terminal.
+    sys.stdout.write(json_escape_invisible(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")

@@ -7,6 +7,21 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from daemon.core.text import escape_invisible, json_escape_invisible
+
+
+class TextFormatter(logging.Formatter):
+    """Plain lines; the message is one line whatever it quotes (newlines and escapes shown as ``\\n``).
+
+    Messages quote event titles and mailbox text: a title with a newline must not be able to forge
+    a second, official-looking log line, nor an escape sequence act on the terminal reading it.
+    Tracebacks (exception text) keep their lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = escape_invisible(record.message)
+        return super().formatMessage(record)
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message (and exception text if any)."""
@@ -20,7 +35,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
+        return json_escape_invisible(json.dumps(data, ensure_ascii=False))
 
 
 def configure(level: int = logging.INFO, fmt: str = "text") -> None:
@@ -32,7 +47,7 @@ def configure(level: int = logging.INFO, fmt: str = "text") -> None:
         import os
 
         stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
-        handler.setFormatter(logging.Formatter(stamp + "%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter(stamp + "%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -12,10 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rich.console import Console
-
 from daemon import __version__
 from daemon.cli.common import UserError
+from daemon.cli.terminal import SafeConsole
 from daemon.config import REASONS, ConfigError
 from daemon.engine.render import RenderError
 from daemon.engine.state import StateError
@@ -118,8 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.log_format, args.command)
-    out = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    out = SafeConsole(highlight=False, soft_wrap=True)
+    err = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
     try:
         from daemon.cli import commands
 

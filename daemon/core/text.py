@@ -24,6 +24,7 @@ _FORMAT_RANGES = (
     "\U000e0001\U000e0020-\U000e007f"
 )
 _INVISIBLE = re.compile(f"[\x00-\x1f{_FORMAT_RANGES}]+")
+_FORMAT = re.compile(f"[{_FORMAT_RANGES}]+")  # not C0: json.dumps escapes those itself
 _INVISIBLE_NOT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f{_FORMAT_RANGES}]+")
 # Terminal escape sequences: CSI (ESC [ … final), OSC/DCS/APC/PM/SOS strings (… BEL or ST), and
 # two-character escapes; the 8-bit C1 forms (U+009B CSI, U+009D OSC) too.
@@ -161,3 +162,48 @@ def msg_id(value: str) -> str | None:
     if not _MSG_ID.fullmatch(text) or "=?" in text:
         return None
     return text
+
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _visible(match: re.Match[str]) -> str:
+    out = []
+    for ch in match.group(0):
+        code = ord(ch)
+        if ch in _NAMED:
+            out.append(_NAMED[ch])
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    out = []
+    for ch in match.group(0):
+        code = ord(ch)
+        if code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:  # a UTF-16 surrogate pair, as JSON spells characters beyond the BMP
+            code -= 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+    return "".join(out)
+
+
+def escape_invisible(text: str) -> str:
+    """Control, escape and invisible format characters written as visible escapes (``\\n``, ``\\x1b``).
+
+    For one-line records (log lines): the text can show what was there but never start a new
+    line, move the cursor or reorder what follows.
+    """
+    return _INVISIBLE.sub(_visible, text)
+
+
+def json_escape_invisible(dumped: str) -> str:
+    """JSON text (from ``json.dumps(..., ensure_ascii=False)``) with C1, bidi and other invisible
+    characters written as ``\\uXXXX`` escapes too: the same data, safe to show on a terminal."""
+    return _FORMAT.sub(_json_escape, dumped)
