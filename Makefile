@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_google.py
 	$(BIN)/python benchmarks/bench_microsoft.py
 	$(BIN)/python benchmarks/bench_idle.py --seconds 300
+	$(BIN)/python benchmarks/bench_scale.py
 
 clean:
 	rm -rf $(VENV) salvage-demo build dist *.egg-info
