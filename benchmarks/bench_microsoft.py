@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fakes.graph_fake import GraphFake, config_text, sign_in  # noqa: E402
 
 from daemon.config import parse_config  # noqa: E402
+from providers import registry  # noqa: E402
 from providers.base import Window  # noqa: E402
-from providers.microsoft.calendar import open_calendar  # noqa: E402
+from providers.microsoft.calendar import GraphCalendar  # noqa: E402
 from providers.microsoft.client import GraphClient  # noqa: E402
 
 START = datetime(2026, 11, 23, tzinfo=timezone.utc)
@@ -66,8 +67,9 @@ def run(events: int, idle_polls: int, changes: int) -> dict[str, object]:
         ids = seed(fake, events)
         config = parse_config(text)
         account = config.accounts[0]
-        client = GraphClient(account)
-        source = open_calendar(account, config, client=client)
+        ctx = registry.context(account, config)
+        client = GraphClient(account.connection("microsoft"), ctx)  # type: ignore[arg-type]
+        source = GraphCalendar(account.calendar, client, ctx)  # type: ignore[arg-type]
         try:
             fake.reset_counts()
             t0 = time.perf_counter()

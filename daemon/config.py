@@ -10,7 +10,7 @@ import os
 import re
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Protocol, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -18,10 +18,17 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
+    ModelWrapValidatorHandler,
+    TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
+from pydantic_core import InitErrorDetails
 
 from daemon import paths
 
@@ -216,158 +223,106 @@ class StateConfig(Strict):
     path: Path | None = Field(None, description="SQLite state file; default in the state dir.")
 
 
-# ---- providers --------------------------------------------------------------------------------
+# ---- provider sections ------------------------------------------------------------------------
+#
+# The frame knows no provider. Each provider declares its own section models (subclasses of
+# ProviderSection, in its own module) and the provider registry installs a lookup for them here with
+# install_provider_sections(). The frame then validates every ``calendar:``, ``drafts:`` and
+# provider-named account section (``google:``, ``microsoft:``…) with exactly the model the provider will
+# be given at run time, so `salvage config validate` and the JSON schema check what `salvage run`
+# would. The lookup is a hook rather than an import because this module is the bottom layer: it must
+# not import providers/ (tests/test_layers.py); the registry, one layer up, points down at it.
 
 
-class IcsCalendar(Strict):
-    type: Literal["ics"]
-    path: Path | None = Field(None, description="A local .ics file.")
-    url: str | None = Field(None, description="An http(s) URL (e.g. a secret iCal address).")
-    timeout_seconds: float = Field(30.0, gt=0, le=300)
-    ca_bundle: Path | None = Field(None, description="CA bundle for TLS-intercepting networks.")
+class ProviderSection(Strict):
+    """Base of a provider's settings model: a ``calendar:``/``drafts:`` section or an account-level one.
 
-    @model_validator(mode="after")
-    def _one_source(self) -> IcsCalendar:
-        if (self.path is None) == (self.url is None):
-            raise ValueError("give exactly one of path or url")
-        if self.url is not None and not re.match(r"(?i)^(https?|webcal)://", self.url):
-            raise ValueError("url must start with http://, https:// or webcal://")
-        return self
+    A calendar or drafts model has a ``type`` Literal naming its provider; ``needs`` names the
+    account-level section it requires (``"google"`` for the Google calendar and drafts).
+    """
 
-
-class GoogleCalendar(Strict):
-    type: Literal["google"]
-    calendars: list[str] | Literal["all"] = Field(
-        default_factory=lambda: ["primary"],
-        description="Calendar ids to read, or 'all' for every calendar you can see.",
-    )
-
-
-class MicrosoftCalendar(Strict):
-    type: Literal["microsoft"]
-    calendars: list[str] | Literal["all"] = Field(
-        default_factory=lambda: ["default"],
-        description="Calendar ids to read ('default' is your main calendar), or 'all'.",
-    )
-
-
-def _password_source(password_env: str | None, password_file: Path | None, needed: bool) -> None:
-    if needed and (password_env is None) == (password_file is None):
-        raise ValueError("give exactly one of password_env (an environment variable's name) or "
-                         "password_file (a file readable only by you, mode 0600)")
-    if not needed and (password_env is not None or password_file is not None):
-        raise ValueError("password_env / password_file are only used with auth: password")
-    if password_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
-        raise ValueError(f"password_env {password_env!r} is not an environment variable name")
-
-
-CalendarConfig = Annotated[
-    IcsCalendar | GoogleCalendar | MicrosoftCalendar, Field(discriminator="type")
-]
-
-
-class FolderDrafts(Strict):
-    type: Literal["folder"]
-    path: Path = Field(description="Folder where drafts are written as .eml files.")
-
-
-class GoogleDrafts(Strict):
-    type: Literal["google"]
-
-
-class MicrosoftDrafts(Strict):
-    type: Literal["microsoft"]
-
-
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
-class ImapDrafts(Strict):
-    type: Literal["imap"]
-    host: str = Field(description="The IMAP server, e.g. imap.fastmail.com or imap.gmail.com.")
-    port: int | None = Field(None, ge=1, le=65535, description="Default: 993 for tls, 143 for starttls.")
-    security: Literal["tls", "starttls", "none"] = Field(
-        "tls", description="tls (implicit TLS), starttls, or none (only for a server on this machine)."
-    )
-    username: str = Field(description="The login name (often your email address).")
-    auth: Literal["password"] = Field("password", description="password: a password or app password.")
-    password_env: str | None = Field(
-        None, description="Name of an environment variable holding the password or app password."
-    )
-    password_file: Path | None = Field(
-        None, description="A file (mode 0600) holding the password or app password."
-    )
-    drafts_folder: str | None = Field(
-        None, description="Drafts folder name; default: the one marked \\Drafts (RFC 6154), else a common name."
-    )
-    sent_folder: str | None = Field(
-        None, description="Sent folder name; default: the one marked \\Sent, else a common name."
-    )
-    ca_bundle: Path | None = Field(None, description="CA bundle for a private CA or TLS-intercepting network.")
-    timeout_seconds: float = Field(30.0, gt=0, le=300)
-
-    @model_validator(mode="after")
-    def _checks(self) -> ImapDrafts:
-        _password_source(self.password_env, self.password_file, self.auth == "password")
-        if self.security == "none" and self.host.lower() not in _LOOPBACK:
-            raise ValueError("security: none sends your password in the clear; use tls or starttls "
-                             "(none is only allowed for a server on this machine)")
-        return self
+    needs: ClassVar[str | None] = None
 
     @property
-    def server_port(self) -> int:
-        return self.port or (993 if self.security == "tls" else 143)
+    def kind(self) -> str:
+        """The provider named by ``type`` ('' for an account-level section, which has none)."""
+        return str(getattr(self, "type", ""))
 
 
-DraftsDestination = Annotated[
-    FolderDrafts | GoogleDrafts | MicrosoftDrafts | ImapDrafts, Field(discriminator="type")
-]
+class ProviderSections(Protocol):
+    """What the frame asks the provider registry (installed with :func:`install_provider_sections`)."""
+
+    def section_model(self, role: str, kind: str) -> type[ProviderSection] | None:
+        """The model of a ``calendar``/``drafts`` section of ``type: kind``, or of the account-level
+        ``connection`` section named ``kind``; None when no provider has one."""
+        ...
+
+    def kinds(self, role: str) -> list[str]:
+        """Every name that has a model for ``role`` (for messages and the JSON schema)."""
+        ...
 
 
-class GoogleConnection(Strict):
-    client_secrets: Path | None = Field(
-        None, description="OAuth client JSON downloaded from Google Cloud (Desktop app)."
-    )
-    token_file: Path | None = Field(None, description="Where the token is kept; default in state dir.")
-    read_mail: bool = Field(
-        True,
-        description="Ask for gmail.readonly to thread drafts under the invitation and tell "
-        "sent from deleted drafts. false: unthreaded drafts, compose scope only.",
-    )
-    api_endpoint: str | None = Field(None, description="Base URL override (proxies, testing).")
-    token_uri: str | None = Field(None, description="OAuth token endpoint override.")
-    auth_uri: str | None = Field(None, description="OAuth authorization endpoint override.")
-    ca_bundle: Path | None = Field(None, description="CA bundle for TLS-intercepting networks.")
-    timeout_seconds: float = Field(30.0, gt=0, le=300)
-    auth_port: int = Field(
-        0,
-        ge=0,
-        le=65535,
-        description="Local port for the sign-in redirect of `salvage auth`; 0 picks a free one. "
-        "Fix it (e.g. 8085) to forward it over SSH with --no-browser.",
-    )
+_sections: ProviderSections | None = None
 
 
-class MicrosoftConnection(Strict):
-    client_id: str | None = Field(None, description="Your app registration's client id.")
-    tenant: str = Field("common", description="common, organizations, consumers or a tenant id.")
-    authority: str | None = Field(
-        None, description="Full authority URL (national clouds), overrides tenant."
-    )
-    graph_url: str = Field("https://graph.microsoft.com", description="Graph root (national clouds).")
-    auth_flow: Literal["device_code", "interactive"] = Field("device_code")
-    token_cache: Path | None = Field(None, description="Token cache file; default in state dir.")
-    ca_bundle: Path | None = Field(None, description="CA bundle for TLS-intercepting networks.")
-    timeout_seconds: float = Field(30.0, gt=0, le=300)
+def install_provider_sections(sections: ProviderSections) -> None:
+    """Called once by :mod:`providers.registry` when it is imported."""
+    global _sections
+    _sections = sections
+
+
+def provider_sections() -> ProviderSections:
+    """The installed lookup; importing :mod:`providers.registry` installs it."""
+    if _sections is None:
+        raise RuntimeError("provider sections are not installed: import providers.registry before parsing a config")
+    return _sections
+
+
+class _ProviderSlot:
+    """Marks a ``calendar``/``drafts`` field: its JSON schema is the union of the installed models."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        sections = provider_sections()
+        models = [m for k in sections.kinds(self.role) if (m := sections.section_model(self.role, k)) is not None]
+        if not models:
+            return handler(core_schema)
+        union: Any = Union[tuple(models)]  # noqa: UP007 - a runtime union of classes
+        adapter: TypeAdapter[Any] = TypeAdapter(Annotated[union, Field(discriminator="type")])
+        return handler(adapter.core_schema)
+
+
+def _section(role: str, value: Any, info: ValidationInfo) -> ProviderSection:
+    """Validate a ``calendar``/``drafts`` mapping with the model its ``type`` names."""
+    if isinstance(value, ProviderSection):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping with a 'type' key, got {type(value).__name__}")
+    sections = provider_sections()
+    kind = value.get("type")
+    choices = ", ".join(sections.kinds(role))
+    if kind is None:
+        raise ValueError(f"'type' is missing; choose one of: {choices}")
+    model = sections.section_model(role, str(kind))
+    if model is None:
+        raise ValueError(f"unknown type {kind!r}; choose one of: {choices}")
+    return model.model_validate(value, context=info.context)
 
 
 class AccountConfig(Strict):
     name: str = Field(description="A short name, used by `salvage auth NAME` and in logs.")
     enabled: bool = True
-    calendar: CalendarConfig
-    drafts: DraftsDestination
-    google: GoogleConnection | None = None
-    microsoft: MicrosoftConnection | None = None
+    calendar: Annotated[ProviderSection, _ProviderSlot("calendar")] = Field(
+        description="Where events come from: a section with a 'type' (see the providers)."
+    )
+    drafts: Annotated[ProviderSection, _ProviderSlot("drafts")] = Field(
+        description="Where drafts go: a section with a 'type' (see the providers)."
+    )
+    # Account-level provider sections (``google:``, ``microsoft:``…), keyed by provider name. Written
+    # in YAML as keys of the account; collected here by _connection_sections.
+    connections: SkipJsonSchema[dict[str, ProviderSection]] = Field(default_factory=dict, exclude=True)
     poll_minutes: float = Field(5, ge=0.05, le=1440, description="How often to poll this account.")
     email: str | None = Field(None, description="This account's address, if not user.email.")
 
@@ -378,14 +333,70 @@ class AccountConfig(Strict):
             raise ValueError("use letters, digits, '-', '_' or '.', starting with a letter or digit")
         return value
 
+    @field_validator("calendar", mode="before")
+    @classmethod
+    def _calendar(cls, value: Any, info: ValidationInfo) -> ProviderSection:
+        return _section("calendar", value, info)
+
+    @field_validator("drafts", mode="before")
+    @classmethod
+    def _drafts(cls, value: Any, info: ValidationInfo) -> ProviderSection:
+        return _section("drafts", value, info)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _connection_sections(cls, data: Any, handler: ModelWrapValidatorHandler[AccountConfig],
+                             info: ValidationInfo) -> AccountConfig:
+        """Validate each provider-named key with its provider's model; the rest goes to the frame."""
+        if not isinstance(data, dict):
+            return handler(data)
+        sections = provider_sections()
+        raw = dict(data)
+        found: dict[str, ProviderSection] = {}
+        errors: list[InitErrorDetails] = []
+        if "connections" in raw:  # the field's name, not a key users write
+            errors.append({"type": "extra_forbidden", "loc": ("connections",), "input": raw.pop("connections")})
+        for key in [k for k in raw if isinstance(k, str) and sections.section_model("connection", k) is not None]:
+            value = raw.pop(key)
+            if value is None:
+                continue
+            model = sections.section_model("connection", key)
+            assert model is not None
+            try:
+                found[key] = model.model_validate(value, context=info.context)
+            except ValidationError as exc:
+                errors.extend(_relocated(exc, key))
+        raw["connections"] = found
+        try:
+            account = handler(raw)
+        except ValidationError as exc:
+            raise ValidationError.from_exception_data(exc.title, [*_relocated(exc), *errors]) from None
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return account
+
     @model_validator(mode="after")
-    def _connections(self) -> AccountConfig:
-        types = {self.calendar.type, self.drafts.type}
-        if "google" in types and self.google is None:
-            raise ValueError("a google calendar or drafts needs a 'google:' section")
-        if "microsoft" in types and self.microsoft is None:
-            raise ValueError("a microsoft calendar or drafts needs a 'microsoft:' section")
+    def _needed_sections(self) -> AccountConfig:
+        for section in (self.calendar, self.drafts):
+            needs = type(section).needs
+            if needs is not None and needs not in self.connections:
+                raise ValueError(f"a {needs} calendar or drafts needs a '{needs}:' section")
         return self
+
+    def connection(self, name: str) -> ProviderSection | None:
+        """The account-level section of provider ``name`` (e.g. ``google``), if given."""
+        return self.connections.get(name)
+
+
+def _relocated(exc: ValidationError, *prefix: str | int) -> list[InitErrorDetails]:
+    """The errors of ``exc`` as init details (to re-raise merged), their paths under ``prefix``."""
+    out: list[InitErrorDetails] = []
+    for error in exc.errors():
+        detail: InitErrorDetails = {"type": error["type"], "loc": (*prefix, *error["loc"]), "input": error["input"]}
+        if "ctx" in error:
+            detail["ctx"] = error["ctx"]
+        out.append(detail)
+    return out
 
 
 class Config(Strict):
@@ -487,9 +498,7 @@ def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
 
 
 def _describe(error: Any, lines: dict[tuple[str | int, ...], int], source: str) -> str:
-    raw = error["loc"]
-    # Pydantic puts the discriminator tag into the path of a tagged union member: drop it.
-    loc = tuple(p for i, p in enumerate(raw) if not (p in _UNION_TAGS and i and raw[i - 1] in ("calendar", "drafts")))
+    loc = tuple(error["loc"])
     dotted = ""
     for part in loc:
         dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else str(part))
@@ -506,12 +515,7 @@ def _describe(error: Any, lines: dict[tuple[str | int, ...], int], source: str) 
         message = "required key is missing"
     elif message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    elif error["type"] == "union_tag_invalid":
-        message = f"unknown type {error['ctx']['tag']!r}; expected one of {error['ctx']['expected_tags']}"
     return f"{dotted or '(top level)'} ({where}): {message}"
-
-
-_UNION_TAGS = {"ics", "google", "microsoft", "folder", "caldav", "imap"}
 
 
 def parse_config(text: str, source: Path | None = None) -> Config:
@@ -556,6 +560,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
                 updates[field_name] = fix(value)
             elif isinstance(value, list) and value and isinstance(value[0], BaseModel):
                 updates[field_name] = [fix(v) for v in value]
+            elif isinstance(value, dict) and value and all(isinstance(v, BaseModel) for v in value.values()):
+                updates[field_name] = {k: fix(v) for k, v in value.items()}
         return model.model_copy(update=updates) if updates else model
 
     fixed = fix(config)
@@ -584,7 +590,15 @@ def default_config_path() -> Path:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the config file, for editors."""
-    schema = Config.model_json_schema()
+    sections = provider_sections()
+    account_fields: dict[str, Any] = {
+        name: (model | None, Field(None, description=f"Settings of the {name} provider for this account."))
+        for name in sections.kinds("connection")
+        if (model := sections.section_model("connection", name)) is not None
+    }
+    account = create_model("AccountConfig", __base__=AccountConfig, **account_fields)
+    frame = create_model("Config", __base__=Config, accounts=(list[account], Field(default_factory=list)))  # type: ignore[valid-type]
+    schema = frame.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Salvage configuration"
     return schema

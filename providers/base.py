@@ -12,12 +12,21 @@ the three kinds of failure differently: :class:`AuthError` (the account waits fo
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from enum import Enum
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from daemon.core.model import Event
+from daemon import __version__
+from daemon.config import ProviderSection
+from daemon.core.model import Event, utc_now
+
+T = TypeVar("T")
+S = TypeVar("S", bound=ProviderSection)
 
 
 class ProviderError(Exception):
@@ -71,11 +80,29 @@ class FetchResult:
     problems: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a calendar source or draft store can do; the engine reads these.
+
+    ``incremental``: a calendar answers deltas since its cursor (a delta from a source that does not
+    say so is refused, as applying it would drop events). ``threads_replies``: ``find_thread`` can
+    find the invitation to reply under (else the engine does not ask). ``detects_edits``: ``fate``
+    can tell the user's edit from our content (else a draft, once made, is never rewritten).
+    ``detects_sent``: ``fate`` can tell sent from discarded (else a vanished draft is "sent or
+    deleted").
+    """
+
+    incremental: bool = False
+    threads_replies: bool = False
+    detects_edits: bool = True
+    detects_sent: bool = True
+
+
 @runtime_checkable
 class CalendarSource(Protocol):
     """Yields events for a window, incrementally when ``cursor`` (from the last result) allows."""
 
-    incremental: bool
+    capabilities: Capabilities  # only ``incremental`` applies to a calendar source
 
     def fetch(self, window: Window, cursor: str | None) -> FetchResult:
         """Return the events of ``window``; a delta since ``cursor`` when the source supports it.
@@ -146,6 +173,8 @@ class ThreadInfo:
 class DraftStore(Protocol):
     """Creates and tracks drafts in the user's own mailbox. Never sends."""
 
+    capabilities: Capabilities  # threads_replies, detects_edits, detects_sent
+
     def create(self, draft: DraftMessage) -> DraftRef:
         """Put a new draft in the Drafts folder and return where it is."""
         ...
@@ -184,3 +213,108 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return state if isinstance(state, dict) else None
+
+
+# ---- what a provider declares, and what it is given ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """One side of a provider: its section model and its factory.
+
+    ``factory`` is ``"module:function"``, imported only when an account uses it; the function takes
+    ``(settings, context)`` (an instance of ``settings`` and a :class:`ProviderContext`) and returns
+    an object that declares its :class:`Capabilities` as ``capabilities``.
+    """
+
+    settings: type[ProviderSection]
+    factory: str
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """Everything the registry needs to know about one provider (its module's ``PROVIDER``).
+
+    ``connection`` is the model of the account-level section named after the provider (``google:``),
+    shared by its calendar and drafts; ``authenticate`` is ``"module:function"`` taking
+    ``(context, *, no_browser, out)`` for ``salvage auth``.
+    """
+
+    name: str
+    calendar: Role | None = None
+    drafts: Role | None = None
+    connection: type[ProviderSection] | None = None
+    authenticate: str | None = None
+
+    def role(self, role: str) -> Role | None:
+        """The ``calendar`` or ``drafts`` role, if the provider has it."""
+        return self.calendar if role == "calendar" else self.drafts if role == "drafts" else None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    """HTTP settings common to every provider (timeouts and CA bundles are the provider's own)."""
+
+    user_agent: str = f"salvage/{__version__}"
+
+
+class ProviderContext:
+    """What a provider is given besides its settings: who the account is, where files go, the clock.
+
+    One context per account: its :meth:`shared` pool gives the calendar source and the draft store of
+    the account the same connection object (one session, one token keeper) when they share a service;
+    :meth:`close` closes the pool.
+    """
+
+    def __init__(
+        self,
+        account: str,
+        *,
+        user_name: str,
+        email: str,
+        addresses: frozenset[str],
+        zone: tzinfo,
+        state_dir: Path,
+        connections: Mapping[str, ProviderSection] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+        http: HttpOptions = HttpOptions(),
+    ) -> None:
+        self.account = account
+        self.user_name = user_name
+        self.email = email
+        self.addresses = addresses
+        self.zone = zone
+        self.state_dir = state_dir
+        self.connections: Mapping[str, ProviderSection] = dict(connections or {})
+        self.clock = clock
+        self.sleep = sleep
+        self.http = http
+        self._pool: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def connection(self, name: str, model: type[S]) -> S:
+        """The account's ``name:`` section (validated by the config as ``model``)."""
+        section = self.connections.get(name)
+        if not isinstance(section, model):
+            raise ProviderError(f"account {self.account!r} has no '{name}:' section")
+        return section
+
+    def shared(self, key: str, make: Callable[[], T]) -> T:
+        """The account's one object for ``key``, made by ``make()`` on first use."""
+        with self._lock:
+            if key not in self._pool:
+                self._pool[key] = make()
+            return self._pool[key]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Close every shared object (they are made again on next use)."""
+        with self._lock:
+            pool, self._pool = self._pool, {}
+        for value in pool.values():
+            closer = getattr(value, "close", None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception:  # noqa: BLE001 - closing must never fail
+                    pass

@@ -27,11 +27,23 @@ from email import policy
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Literal
 
-from daemon.config import AccountConfig, Config
-from daemon.config import FolderDrafts as FolderDraftsConfig
+from pydantic import Field
+
+from daemon.config import ProviderSection
 from daemon.core.model import Event, utc_now
-from providers.base import DraftFate, DraftMessage, DraftRef, ProviderError, ThreadInfo
+from providers.base import (
+    Capabilities,
+    DraftFate,
+    DraftMessage,
+    DraftRef,
+    Provider,
+    ProviderContext,
+    ProviderError,
+    Role,
+    ThreadInfo,
+)
 from providers.mime import KEY_HEADER, fingerprint, message_bytes, parse_message, plain_body
 
 SENT_DIR = "sent"
@@ -39,11 +51,19 @@ MAX_BYTES = 5 * 1024 * 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.eml$")
 
 
-def open_drafts(account: AccountConfig, config: Config) -> FolderDrafts:
+class FolderSettings(ProviderSection):
+    """``drafts: {type: folder}``: ``.eml`` files in a folder (a ``sent/`` folder beside them tells sent)."""
+
+    type: Literal["folder"]
+    path: Path = Field(description="Folder where drafts are written as .eml files.")
+
+
+def open_drafts(settings: FolderSettings, context: ProviderContext) -> FolderDrafts:
     """The draft store for an account whose drafts go to a folder of ``.eml`` files."""
-    if not isinstance(account.drafts, FolderDraftsConfig):
-        raise ProviderError(f"account {account.name!r}: drafts type is not folder")
-    return FolderDrafts(account.drafts.path)
+    return FolderDrafts(settings.path, now=context.clock)
+
+
+PROVIDER = Provider(name="folder", drafts=Role(FolderSettings, "providers.folder:open_drafts"))
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -55,6 +75,8 @@ def slug(text: str, limit: int = 40) -> str:
 
 class FolderDrafts:
     """A :class:`~providers.base.DraftStore` over a folder of ``.eml`` files."""
+
+    capabilities = Capabilities(threads_replies=False, detects_edits=True, detects_sent=True)
 
     def __init__(self, path: Path | str, now: Callable[[], datetime] = utc_now) -> None:
         self.path = Path(path)
@@ -213,7 +235,6 @@ class FolderDrafts:
         return None
 
 
-FolderDraftStore = FolderDrafts  # a name that does not clash with the config model
 
 
 def _eml_names(folder: Path) -> Iterator[str]:

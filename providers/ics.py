@@ -22,23 +22,34 @@ import json
 import logging
 import re
 import ssl
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
 import icalendar
 import recurring_ical_events
+from pydantic import Field, model_validator
 
 from daemon import __version__
-from daemon.config import AccountConfig, Config, IcsCalendar
+from daemon.config import ProviderSection
 from daemon.core.model import Event, EventType, Person, Response, ShowAs, person
 from daemon.core.normalize import find_join_urls, find_phones, html_to_text, zone, zone_name
-from providers.base import FetchResult, ProviderError, TransientError, Window, decode_cursor
+from providers.base import (
+    Capabilities,
+    FetchResult,
+    Provider,
+    ProviderContext,
+    ProviderError,
+    Role,
+    TransientError,
+    Window,
+    decode_cursor,
+)
 from providers.retry import RetryPolicy, call_with_retry, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -56,11 +67,30 @@ _STASH = "X-SALVAGE-TZID"  # the original DTSTART TZID, kept across the X-WR-TIM
 _TIME_PROPS = ("DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE", "RDATE")
 
 
-def open_calendar(account: AccountConfig, config: Config) -> IcsSource:
+class IcsSettings(ProviderSection):
+    """``calendar: {type: ics}``: one iCalendar file or URL."""
+
+    type: Literal["ics"]
+    path: Path | None = Field(None, description="A local .ics file.")
+    url: str | None = Field(None, description="An http(s) URL (e.g. a secret iCal address).")
+    timeout_seconds: float = Field(30.0, gt=0, le=300)
+    ca_bundle: Path | None = Field(None, description="CA bundle for TLS-intercepting networks.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> IcsSettings:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of path or url")
+        if self.url is not None and not re.match(r"(?i)^(https?|webcal)://", self.url):
+            raise ValueError("url must start with http://, https:// or webcal://")
+        return self
+
+
+def open_calendar(settings: IcsSettings, context: ProviderContext) -> IcsSource:
     """The calendar source for an account whose calendar is an ``ics`` file or URL."""
-    if not isinstance(account.calendar, IcsCalendar):
-        raise ProviderError(f"account {account.name!r}: calendar type is not ics")
-    return IcsSource(account, config)
+    return IcsSource(settings, context)
+
+
+PROVIDER = Provider(name="ics", calendar=Role(IcsSettings, "providers.ics:open_calendar"))
 
 
 def redact_url(url: str) -> str:
@@ -94,25 +124,21 @@ class _Context:
 class IcsSource:
     """A :class:`~providers.base.CalendarSource` over one iCalendar file or URL."""
 
-    incremental = False
+    capabilities = Capabilities(incremental=False)
 
     def __init__(
         self,
-        account: AccountConfig,
-        config: Config,
+        settings: IcsSettings,
+        context: ProviderContext,
         *,
-        sleep: Callable[[float], None] = time.sleep,
         retry: RetryPolicy = RETRY,
     ) -> None:
-        calendar = account.calendar
-        assert isinstance(calendar, IcsCalendar)
+        calendar = settings
         self._calendar = calendar
-        self._sleep = sleep
+        self._sleep = context.sleep
         self._retry = retry
         self._client: httpx.Client | None = None
-        addresses = set(config.user.addresses)
-        if account.email:
-            addresses.add(account.email.lower())
+        addresses = set(context.addresses)
         if calendar.url is not None:
             self._url: str | None = _http_url(calendar.url)
             label = redact_url(self._url)
@@ -124,14 +150,14 @@ class IcsSource:
             source = str(calendar.path)
         self.label = label
         self._ctx = _Context(
-            account=account.name,
+            account=context.account,
             calendar_id=label,
             label=label,
-            user_zone=config.user.zone,
+            user_zone=context.zone,
             self_addresses=frozenset(addresses),
         )
-        settings = [PARSER_VERSION, source, account.name, config.user.timezone, sorted(addresses)]
-        self._settings = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
+        settings_key = [PARSER_VERSION, source, context.account, str(context.zone), sorted(addresses)]
+        self._settings = hashlib.sha256(json.dumps(settings_key).encode()).hexdigest()[:16]
 
     # ---- CalendarSource -------------------------------------------------------------------------
 
@@ -908,4 +934,4 @@ def _categories(component: Component) -> tuple[str, ...]:
     return tuple(out)
 
 
-__all__ = ["IcsSource", "open_calendar", "parse_calendar", "redact_url"]
+__all__ = ["PROVIDER", "IcsSettings", "IcsSource", "open_calendar", "parse_calendar", "redact_url"]

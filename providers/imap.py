@@ -25,25 +25,31 @@ import ssl
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imapclient import SocketTimeout
+from pydantic import Field, model_validator
 
-from daemon.config import AccountConfig, Config, ImapDrafts
-from daemon.core.model import Event, utc_now
+from daemon.config import ProviderSection
+from daemon.core.model import Event
 from providers.base import (
     AuthError,
+    Capabilities,
     DraftFate,
     DraftMessage,
     DraftRef,
+    Provider,
+    ProviderContext,
     ProviderError,
+    Role,
     ThreadInfo,
     TransientError,
 )
 from providers.mime import KEY_HEADER, build_message, fingerprint, parse_message, plain_body
-from providers.secret import read_password
+from providers.secret import check_password_source, read_password
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +75,55 @@ _MSGID = re.compile(r"<[^<>\s]+>")
 _FETCH_BODY = b"BODY[]"
 
 
-def open_drafts(account: AccountConfig, config: Config) -> ImapDraftStore:
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class ImapSettings(ProviderSection):
+    """``drafts: {type: imap}``: the Drafts folder of an IMAP mailbox."""
+
+    type: Literal["imap"]
+    host: str = Field(description="The IMAP server, e.g. imap.fastmail.com or imap.gmail.com.")
+    port: int | None = Field(None, ge=1, le=65535, description="Default: 993 for tls, 143 for starttls.")
+    security: Literal["tls", "starttls", "none"] = Field(
+        "tls", description="tls (implicit TLS), starttls, or none (only for a server on this machine)."
+    )
+    username: str = Field(description="The login name (often your email address).")
+    auth: Literal["password"] = Field("password", description="password: a password or app password.")
+    password_env: str | None = Field(
+        None, description="Name of an environment variable holding the password or app password."
+    )
+    password_file: Path | None = Field(
+        None, description="A file (mode 0600) holding the password or app password."
+    )
+    drafts_folder: str | None = Field(
+        None, description="Drafts folder name; default: the one marked \\Drafts (RFC 6154), else a common name."
+    )
+    sent_folder: str | None = Field(
+        None, description="Sent folder name; default: the one marked \\Sent, else a common name."
+    )
+    ca_bundle: Path | None = Field(None, description="CA bundle for a private CA or TLS-intercepting network.")
+    timeout_seconds: float = Field(30.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _checks(self) -> ImapSettings:
+        check_password_source(self.password_env, self.password_file, self.auth == "password")
+        if self.security == "none" and self.host.lower() not in _LOOPBACK:
+            raise ValueError("security: none sends your password in the clear; use tls or starttls "
+                             "(none is only allowed for a server on this machine)")
+        return self
+
+    @property
+    def server_port(self) -> int:
+        """The port to connect to: the configured one, else the default for ``security``."""
+        return self.port or (993 if self.security == "tls" else 143)
+
+
+def open_drafts(settings: ImapSettings, context: ProviderContext) -> ImapDraftStore:
     """The draft store for an account whose drafts go to an IMAP mailbox."""
-    if not isinstance(account.drafts, ImapDrafts):
-        raise ProviderError(f"account {account.name!r}: drafts type is not imap")
-    return ImapDraftStore(account, config)
+    return ImapDraftStore(settings, context)
+
+
+PROVIDER = Provider(name="imap", drafts=Role(ImapSettings, "providers.imap:open_drafts"))
 
 
 class ImapDraftStore:
@@ -82,18 +132,18 @@ class ImapDraftStore:
     ``token``, when given, logs in with XOAUTH2 and that access token instead of the password.
     """
 
+    capabilities = Capabilities(threads_replies=True, detects_edits=True, detects_sent=True)
+
     def __init__(
         self,
-        account: AccountConfig,
-        config: Config,
+        settings: ImapSettings,
+        context: ProviderContext,
         *,
         token: TokenSource | None = None,
-        now: Callable[[], datetime] = utc_now,
     ) -> None:
-        settings = account.drafts
-        assert isinstance(settings, ImapDrafts)
         self.settings = settings
-        self.account = account.name
+        self.account = context.account
+        now = context.clock
         self.label = f"IMAP {settings.username} at {settings.host}"
         self._token = token
         self._now = now

@@ -1,72 +1,146 @@
 """Maps a config ``type`` to the provider that implements it, imported only when used.
 
-Adding a provider is one module plus one line in each table that applies. A factory takes
-``(account: AccountConfig, config: Config)`` and returns the object; an auth function takes
-``(account, config, *, no_browser: bool, out: Callable[[str], None])`` and stores credentials.
+Adding a provider is its module (or package) plus one line in :data:`PROVIDERS`, pointing at the
+module's ``PROVIDER`` (a :class:`providers.base.Provider`: its section models, factories,
+capabilities and sign-in). Importing this module installs the section lookup into
+:mod:`daemon.config`, so a config is validated with each provider's own models.
 """
 
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from daemon.config import AccountConfig, Config
-from providers.base import CalendarSource, DraftStore, ProviderError
+from daemon import paths
+from daemon.config import AccountConfig, Config, ProviderSection, install_provider_sections
+from daemon.core.model import utc_now
+from providers.base import (
+    CalendarSource,
+    DraftStore,
+    Provider,
+    ProviderContext,
+    ProviderError,
+    Role,
+)
 
-CALENDARS: dict[str, str] = {
-    "ics": "providers.ics:open_calendar",
-    "google": "providers.google.calendar:open_calendar",
-    "microsoft": "providers.microsoft.calendar:open_calendar",
-}
-DRAFTS: dict[str, str] = {
-    "folder": "providers.folder:open_drafts",
-    "google": "providers.google.gmail:open_drafts",
-    "microsoft": "providers.microsoft.mail:open_drafts",
-    "imap": "providers.imap:open_drafts",
-}
-AUTH: dict[str, str] = {
-    "google": "providers.google.auth:authenticate",
-    "microsoft": "providers.microsoft.auth:authenticate",
+PROVIDERS: dict[str, str] = {
+    "ics": "providers.ics:PROVIDER",
+    "folder": "providers.folder:PROVIDER",
+    "google": "providers.google:PROVIDER",
+    "microsoft": "providers.microsoft:PROVIDER",
+    "imap": "providers.imap:PROVIDER",
 }
 
+_loaded: dict[str, Provider] = {}
+default_sleep: Callable[[float], None] = time.sleep  # how providers wait between retries (tests replace it)
 
-def _load(table: dict[str, str], kind: str, what: str) -> Callable[..., Any]:
-    target = table.get(kind)
-    if target is None:
-        raise ProviderError(f"unknown {what} type {kind!r}; choose one of: {', '.join(sorted(table))}")
+
+def provider(name: str) -> Provider | None:
+    """The provider registered as ``name`` (its module imported on first use); None if unknown."""
+    if name not in _loaded:
+        target = PROVIDERS.get(name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        spec = getattr(importlib.import_module(module_name), attr)
+        if not isinstance(spec, Provider) or spec.name != name:
+            raise TypeError(f"{target} is not the Provider named {name!r}")
+        _loaded[name] = spec
+    return _loaded[name]
+
+
+class _Sections:
+    """The section lookup :mod:`daemon.config` validates with (see config.ProviderSections)."""
+
+    def section_model(self, role: str, kind: str) -> type[ProviderSection] | None:
+        spec = provider(kind) if kind in PROVIDERS else None
+        if spec is None:
+            return None
+        if role == "connection":
+            return spec.connection
+        found = spec.role(role)
+        return found.settings if found is not None else None
+
+    def kinds(self, role: str) -> list[str]:
+        return sorted(name for name in PROVIDERS if self.section_model(role, name) is not None)
+
+
+install_provider_sections(_Sections())
+
+
+def _role(kind: str, role: str) -> Role:
+    spec = provider(kind)
+    found = spec.role(role) if spec is not None else None
+    if found is None:
+        choices = ", ".join(_Sections().kinds(role))
+        raise ProviderError(f"unknown {role} type {kind!r}; choose one of: {choices}")
+    return found
+
+
+def _import(target: str) -> Callable[..., Any]:
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ProviderError(f"the {kind} {what} provider cannot be loaded: {exc}") from exc
+        raise ProviderError(f"the provider {module_name} cannot be loaded: {exc}") from exc
     factory = getattr(module, attr)
     if not callable(factory):
         raise ProviderError(f"{target} is not callable")
     return factory  # type: ignore[no-any-return]
 
 
-def open_calendar(account: AccountConfig, config: Config) -> CalendarSource:
+def context(
+    account: AccountConfig,
+    config: Config,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    sleep: Callable[[float], None] | None = None,
+) -> ProviderContext:
+    """The context a provider of ``account`` is given: identity, paths, clock, its sections."""
+    addresses = set(config.user.addresses)
+    if account.email:
+        addresses.add(account.email.lower())
+    return ProviderContext(
+        account.name,
+        user_name=config.user.name,
+        email=(account.email or config.user.email).lower(),
+        addresses=frozenset(addresses),
+        zone=config.user.zone,
+        state_dir=paths.state_dir(),
+        connections=account.connections,
+        clock=clock,
+        sleep=sleep if sleep is not None else default_sleep,
+    )
+
+
+def open_calendar(account: AccountConfig, ctx: ProviderContext) -> CalendarSource:
     """The calendar source for an account."""
-    source = _load(CALENDARS, account.calendar.type, "calendar")(account, config)
+    kind = account.calendar.kind
+    source = _import(_role(kind, "calendar").factory)(account.calendar, ctx)
     if not isinstance(source, CalendarSource):
-        raise ProviderError(f"{account.calendar.type} calendar provider does not implement CalendarSource")
+        raise ProviderError(f"{kind} calendar provider does not implement CalendarSource")
     return source
 
 
-def open_drafts(account: AccountConfig, config: Config) -> DraftStore:
+def open_drafts(account: AccountConfig, ctx: ProviderContext) -> DraftStore:
     """The draft store for an account."""
-    store = _load(DRAFTS, account.drafts.type, "drafts")(account, config)
+    kind = account.drafts.kind
+    store = _import(_role(kind, "drafts").factory)(account.drafts, ctx)
     if not isinstance(store, DraftStore):
-        raise ProviderError(f"{account.drafts.type} drafts provider does not implement DraftStore")
+        raise ProviderError(f"{kind} drafts provider does not implement DraftStore")
     return store
 
 
 def auth_kinds(account: AccountConfig) -> list[str]:
     """The provider kinds of an account that need interactive authorisation."""
     kinds: list[str] = []
-    for kind in (account.calendar.type, account.drafts.type):
-        if kind in AUTH and kind not in kinds:
+    for section in (account.calendar, account.drafts):
+        kind = section.kind
+        spec = provider(kind)
+        if spec is not None and spec.authenticate and kind not in kinds:
             kinds.append(kind)
     return kinds
 
@@ -75,7 +149,14 @@ def authenticate(account: AccountConfig, config: Config, *, no_browser: bool, ou
     """Run the interactive authorisation for every provider of the account that needs it."""
     kinds = auth_kinds(account)
     if not kinds:
-        out(f"account {account.name!r} needs no authorisation ({account.calendar.type} + {account.drafts.type})")
+        out(f"account {account.name!r} needs no authorisation "
+            f"({account.calendar.kind} + {account.drafts.kind})")
         return
-    for kind in kinds:
-        _load(AUTH, kind, "auth")(account, config, no_browser=no_browser, out=out)
+    ctx = context(account, config)
+    try:
+        for kind in kinds:
+            spec = provider(kind)
+            assert spec is not None and spec.authenticate is not None
+            _import(spec.authenticate)(ctx, no_browser=no_browser, out=out)
+    finally:
+        ctx.close()

@@ -7,10 +7,22 @@ that other users could read is refused: an app password grants the whole mailbox
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
 from providers.base import AuthError
+
+
+def check_password_source(password_env: str | None, password_file: Path | None, needed: bool) -> None:
+    """For a settings validator: exactly one of ``password_env``/``password_file`` when a password is used."""
+    if needed and (password_env is None) == (password_file is None):
+        raise ValueError("give exactly one of password_env (an environment variable's name) or "
+                         "password_file (a file readable only by you, mode 0600)")
+    if not needed and (password_env is not None or password_file is not None):
+        raise ValueError("password_env / password_file are only used with auth: password")
+    if password_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
+        raise ValueError(f"password_env {password_env!r} is not an environment variable name")
 
 
 def read_password(account: str, password_env: str | None, password_file: Path | None) -> str:

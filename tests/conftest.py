@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+import providers.registry  # noqa: F401 - installs the providers' config sections for parse_config
+
 _CONFIGURED = ("salvage", "daemon", "providers", "googleapiclient", "httpx", "httpcore", "msal", "urllib3",
                "apscheduler")
 

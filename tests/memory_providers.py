@@ -10,12 +10,21 @@ from dataclasses import replace
 from datetime import timezone
 
 from daemon.core.model import Event
-from providers.base import DraftFate, DraftMessage, DraftRef, FetchResult, ProviderError, ThreadInfo, Window
+from providers.base import (
+    Capabilities,
+    DraftFate,
+    DraftMessage,
+    DraftRef,
+    FetchResult,
+    ProviderError,
+    ThreadInfo,
+    Window,
+)
 from providers.mime import build_message, fingerprint
 
 
 class MemoryCalendar:
-    incremental = False
+    capabilities = Capabilities(incremental=False)
 
     def __init__(self) -> None:
         self.events: list[Event] = []
@@ -37,6 +46,8 @@ def _overlaps(event: Event, window: Window) -> bool:
 
 class MemoryMailbox:
     """A mailbox that remembers drafts and lets a test play the user (edit, delete, send)."""
+
+    capabilities = Capabilities(threads_replies=True, detects_edits=True, detects_sent=True)
 
     def __init__(self) -> None:
         self.drafts: dict[str, DraftMessage] = {}

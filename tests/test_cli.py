@@ -191,7 +191,7 @@ def test_auth_browser_switches_a_microsoft_account_to_the_browser_flow(tmp_path:
     )
     flows: list[str] = []
     monkeypatch.setattr(registry, "authenticate",
-                        lambda account, cfg, **kw: flows.append(account.microsoft.auth_flow))
+                        lambda account, cfg, **kw: flows.append(account.connection("microsoft").auth_flow))
     assert main(["auth", "--config", str(config), "work"]) == 0
     assert main(["auth", "--config", str(config), "work", "--browser"]) == 0
     assert flows == ["device_code", "interactive"]

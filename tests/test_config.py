@@ -122,3 +122,72 @@ def test_default_config_path_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path:
     path.write_text(MINIMAL)
     monkeypatch.setenv("SALVAGE_CONFIG", os.fspath(path))
     assert load_config().user.name == "Alex"
+
+
+# ---- provider sections come from the providers: validate checks what run would -------------------
+
+
+def _account(section: str) -> str:
+    return MINIMAL.replace("    drafts: {type: folder, path: out}\n", "    drafts: {type: folder, path: out}\n" + section)
+
+
+def test_an_empty_microsoft_section_fails_validate_not_the_run(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    text = MINIMAL.replace("{type: ics, path: cal.ics}", "{type: microsoft}") + "    microsoft: {}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, tmp_path / "c.yaml")
+    (problem,) = info.value.problems
+    assert problem.startswith("accounts[0].microsoft (") and "client_id is not set" in problem
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    assert main(["config", "validate", "--config", str(path)]) == 2
+    assert "client_id is not set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["proxy.example:8080/", "ftp://proxy.example/", "https://"])
+def test_a_malformed_google_endpoint_fails_validate(value: str) -> None:
+    text = MINIMAL.replace("{type: ics, path: cal.ics}", "{type: google}") + f"    google: {{api_endpoint: '{value}'}}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    (problem,) = info.value.problems
+    assert problem.startswith("accounts[0].google.api_endpoint (") and "http(s) URL" in problem
+
+
+def test_provider_sections_are_checked_by_the_providers_models() -> None:
+    config = parse_config(MINIMAL.replace("{type: ics, path: cal.ics}", "{type: google, calendars: all}")
+                          + "    google: {read_mail: false, timeout_seconds: 5}\n")
+    account = config.accounts[0]
+    from providers.google.settings import GoogleCalendarSettings, GoogleSettings
+
+    assert isinstance(account.calendar, GoogleCalendarSettings) and account.calendar.calendars == "all"
+    google = account.connection("google")
+    assert isinstance(google, GoogleSettings) and google.read_mail is False and google.timeout_seconds == 5
+    with pytest.raises(ConfigError) as info:
+        parse_config(_account("    google: {read_mail: sometimes, colour: red}\n"))
+    joined = "\n".join(info.value.problems)
+    assert "accounts[0].google.read_mail" in joined and "accounts[0].google.colour" in joined
+
+
+def test_an_unknown_type_is_one_line_naming_the_choices() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(MINIMAL.replace("{type: folder, path: out}", "{type: pigeon}"))
+    (problem,) = info.value.problems
+    assert "unknown type 'pigeon'; choose one of: folder, google, " in problem and "\n" not in problem
+
+
+def test_a_key_named_connections_is_unknown() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(_account("    connections: {google: {}}\n"))
+    assert "accounts[0].connections" in info.value.problems[0] and "unknown key" in info.value.problems[0]
+
+
+def test_the_schema_holds_each_providers_own_sections() -> None:
+    schema = json_schema()
+    defs = schema["$defs"]
+    account = defs["AccountConfig"]["properties"]
+    assert {"google", "microsoft"} <= set(account) and "connections" not in account
+    assert "client_id" in defs["MicrosoftSettings"]["required"]
+    calendar = json.dumps(account["calendar"])
+    assert all(f"#/$defs/{name}" in calendar for name in ("IcsSettings", "GoogleCalendarSettings",
+                                                          "MicrosoftCalendarSettings"))
+    assert "FolderSettings" in json.dumps(account["drafts"])

@@ -25,6 +25,7 @@ from tzlocal.windows_tz import tz_win
 
 from daemon.config import parse_config
 from daemon.core.model import Event
+from providers import registry
 from providers.base import Window
 from providers.google.calendar import event_from_google
 from providers.ics import IcsSource
@@ -147,7 +148,8 @@ accounts:
     drafts: {{type: folder, path: drafts}}
 """
     config = parse_config(text, Path("/tmp/salvage-corpus/config.yaml"))
-    result = IcsSource(config.accounts[0], config).fetch(WINDOW, None)
+    account = config.accounts[0]
+    result = IcsSource(account.calendar, registry.context(account, config)).fetch(WINDOW, None)  # type: ignore[arg-type]
     return list(result.events), result.problems
 
 

@@ -33,13 +33,13 @@ from fakes.google_fake import (
     GMAIL_READONLY,
     GoogleFake,
     config_yaml,
+    open_source,
 )
 
 from daemon.config import Config, parse_config
 from providers import registry
 from providers.base import ProviderError, Window
 from providers.google.auth import authenticate, scopes_for
-from providers.google.calendar import GoogleCalendarSource
 
 trustme = pytest.importorskip("trustme")
 
@@ -117,7 +117,7 @@ def run(config: Config, fake: GoogleFake, bundle: Path | None, *, flow_timeout: 
 
     def target() -> None:
         try:
-            outcome["path"] = authenticate(config.accounts[0], config, no_browser=True, out=out,
+            outcome["path"] = authenticate(registry.context(config.accounts[0], config), no_browser=True, out=out,
                                            timeout_seconds=flow_timeout)
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             outcome["error"] = exc
@@ -154,14 +154,14 @@ def test_auth_end_to_end_saves_a_working_token(fake: GoogleFake, tmp_path: Path,
     assert saved["refresh_token"] in fake.refresh_tokens and saved["token_uri"] == fake.token_uri
     assert not any(saved["refresh_token"] in line or saved["token"] in line for line in printed)
     # The token drives the calendar source, refreshing through the same configured endpoint.
-    source = GoogleCalendarSource(config.accounts[0])
+    source = open_source(config)
     window = Window(datetime(2026, 12, 1, tzinfo=timezone.utc), datetime(2026, 12, 2, tzinfo=timezone.utc))
     assert source.fetch(window, None).complete
 
 
 def test_read_mail_false_asks_for_the_compose_scope_only(fake: GoogleFake, tmp_path: Path, bundle: Path) -> None:
     config = make_config(fake, tmp_path, bundle, read_mail=False)
-    assert scopes_for(config.accounts[0].google) == [CALENDAR_READONLY, GMAIL_COMPOSE]  # type: ignore[arg-type]
+    assert scopes_for(config.accounts[0].connection("google")) == [CALENDAR_READONLY, GMAIL_COMPOSE]  # type: ignore[arg-type]
     _, outcome = run(config, fake, bundle)
     assert parse_qs(urlsplit(outcome["url"]).query)["scope"][0].split() == [CALENDAR_READONLY, GMAIL_COMPOSE]
 
@@ -191,7 +191,7 @@ def test_plain_http_token_endpoint_is_refused_unless_the_test_allows_it(tmp_path
         config = make_config(server, tmp_path, None)
         monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
         with pytest.raises(ProviderError, match="must use https"):
-            authenticate(config.accounts[0], config, no_browser=True, out=print, timeout_seconds=1)
+            authenticate(registry.context(config.accounts[0], config), no_browser=True, out=print, timeout_seconds=1)
         monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # only here, in the test
         _, outcome = run(config, server, None)
         assert outcome["path"].exists()
@@ -201,7 +201,7 @@ def test_client_file_problems_are_plain_errors(fake: GoogleFake, tmp_path: Path)
     base = config_yaml(fake, tmp_path)
     config = parse_config(base)
     with pytest.raises(ProviderError, match="no google.client_secrets.*Desktop-app OAuth client.*docs/google.md"):
-        authenticate(config.accounts[0], config, no_browser=True, out=print)
+        authenticate(registry.context(config.accounts[0], config), no_browser=True, out=print)
     for content, message in (
         (None, "does not exist"),
         ("{not json", "not readable JSON"),
@@ -215,7 +215,7 @@ def test_client_file_problems_are_plain_errors(fake: GoogleFake, tmp_path: Path)
             path.write_text(content)
         config = parse_config(config_yaml(fake, tmp_path, client_secrets=path))
         with pytest.raises(ProviderError, match=message):
-            authenticate(config.accounts[0], config, no_browser=True, out=print)
+            authenticate(registry.context(config.accounts[0], config), no_browser=True, out=print)
 
 
 def test_unknown_client_and_timeout(fake: GoogleFake, tmp_path: Path, bundle: Path) -> None:
@@ -225,7 +225,7 @@ def test_unknown_client_and_timeout(fake: GoogleFake, tmp_path: Path, bundle: Pa
     with pytest.raises(ProviderError, match="invalid_client"):
         run(config, fake, bundle)
     with pytest.raises(ProviderError, match="no answer from the browser"):
-        authenticate(config.accounts[0], config, no_browser=True, out=lines.append, timeout_seconds=0.3)
+        authenticate(registry.context(config.accounts[0], config), no_browser=True, out=lines.append, timeout_seconds=0.3)
 
 
 def test_without_a_browser_the_url_is_printed(fake: GoogleFake, tmp_path: Path, bundle: Path,
@@ -239,7 +239,7 @@ def test_without_a_browser_the_url_is_printed(fake: GoogleFake, tmp_path: Path, 
     config = make_config(fake, tmp_path, bundle)
     lines: list[str] = []
     with pytest.raises(ProviderError, match="no answer from the browser"):
-        authenticate(config.accounts[0], config, no_browser=False, out=lines.append, timeout_seconds=0.2)
+        authenticate(registry.context(config.accounts[0], config), no_browser=False, out=lines.append, timeout_seconds=0.2)
     assert lines[0].startswith("No web browser found") and any(line.startswith(fake.auth_uri) for line in lines)
 
 

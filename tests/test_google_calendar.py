@@ -13,9 +13,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from fakes.google_fake import GMAIL_COMPOSE, GoogleFake, config_yaml
+from fakes.google_fake import GMAIL_COMPOSE, GoogleFake, config_yaml, open_source
 
-from daemon.config import AccountConfig, parse_config
+from daemon.config import AccountConfig, ConfigError, parse_config
 from daemon.core.model import EventType, Response, ShowAs
 from providers import registry
 from providers.base import AuthError, CalendarSource, ProviderError, TransientError, Window
@@ -53,7 +53,7 @@ class Sleeps(list[float]):
 
 
 def source(fake: GoogleFake, tmp_path: Path, sleeps: Sleeps | None = None, **kw: Any) -> GoogleCalendarSource:
-    return GoogleCalendarSource(account(fake, tmp_path, **kw), sleep=sleeps if sleeps is not None else Sleeps())
+    return open_source(parse_config(config_yaml(fake, tmp_path, **kw)), sleep=sleeps if sleeps is not None else Sleeps())
 
 
 def timed(summary: str, begins: str, ends: str, **extra: Any) -> dict[str, Any]:
@@ -66,8 +66,8 @@ def by_title(result: Any) -> dict[str, Any]:
 
 def test_registry_opens_the_google_source(fake: GoogleFake, tmp_path: Path) -> None:
     config = parse_config(config_yaml(fake, tmp_path))
-    src = registry.open_calendar(config.accounts[0], config)
-    assert isinstance(src, CalendarSource) and src.incremental
+    src = registry.open_calendar(config.accounts[0], registry.context(config.accounts[0], config))
+    assert isinstance(src, CalendarSource) and src.capabilities.incremental
 
 
 def test_first_sync_maps_every_field(fake: GoogleFake, tmp_path: Path) -> None:
@@ -346,7 +346,7 @@ def test_quota_exceeded_backs_off_for_long_without_hammering(fake: GoogleFake, t
 def test_persistent_5xx_gives_up_as_transient(fake: GoogleFake, tmp_path: Path) -> None:
     token(fake, tmp_path)
     fake.fail("events.list", 503, times=10)
-    src = GoogleCalendarSource(account(fake, tmp_path), sleep=Sleeps(), policy=RetryPolicy(attempts=3))
+    src = open_source(parse_config(config_yaml(fake, tmp_path)), sleep=Sleeps(), policy=RetryPolicy(attempts=3))
     with pytest.raises(TransientError, match="HTTP 503"):
         src.fetch(WINDOW, None)
     assert fake.count("events.list") == 3
@@ -379,8 +379,8 @@ def test_a_non_json_answer_and_a_bad_endpoint_are_plain_errors(fake: GoogleFake,
         source(fake, tmp_path).fetch(WINDOW, None)
     assert not isinstance(info.value, TransientError)
     text = config_yaml(fake, tmp_path).replace(fake.api_endpoint, "proxy.example:8080/")
-    with pytest.raises(ProviderError, match=r"google.api_endpoint must be an http\(s\) URL"):
-        GoogleCalendarSource(parse_config(text).accounts[0])
+    with pytest.raises(ConfigError, match=r"google.api_endpoint .*must be an http\(s\) URL"):
+        parse_config(text)  # caught by `salvage config validate`, not first at run time
 
 
 def test_bad_request_is_not_retried(fake: GoogleFake, tmp_path: Path) -> None:
@@ -555,5 +555,5 @@ def test_token_uri_falls_back_to_the_files_own_when_not_configured(fake: GoogleF
     info["token_uri"] = fake.token_uri
     path.write_text(json.dumps(info))
     text = config_yaml(fake, tmp_path).replace(f"      token_uri: {fake.token_uri}\n", "")
-    src = GoogleCalendarSource(parse_config(text).accounts[0], sleep=Sleeps())
+    src = open_source(parse_config(text), sleep=Sleeps())
     assert src.fetch(WINDOW, None).complete and fake.count("token") == 1

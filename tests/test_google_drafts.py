@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.google_fake import CALENDAR_READONLY, GMAIL_COMPOSE, GoogleFake, config_yaml
+from fakes.google_fake import CALENDAR_READONLY, GMAIL_COMPOSE, GoogleFake, config_yaml, open_gmail
 
 from daemon.config import parse_config
 from daemon.core.model import Event, person
@@ -44,7 +44,7 @@ def mailbox(fake: GoogleFake, tmp_path: Path, *, scopes: Any = None, sleeps: Sle
     elif not (tmp_path / "tokens" / "g.google.json").exists():
         fake.token_file(tmp_path / "tokens" / "g.google.json")
     config = parse_config(config_yaml(fake, tmp_path, **kw))
-    return GmailDrafts(config.accounts[0], sleep=sleeps if sleeps is not None else Sleeps(), user_addresses=[ME])
+    return open_gmail(config, sleep=sleeps if sleeps is not None else Sleeps(), user_addresses=[ME])
 
 
 def message(key: str = "k1", text: str = "Dear Rita,\n\nCould we move our interview?\n\nAlex\n",
@@ -72,7 +72,7 @@ def interview(**kw: Any) -> Event:
 
 def test_registry_opens_the_gmail_store(fake: GoogleFake, tmp_path: Path) -> None:
     config = parse_config(config_yaml(fake, tmp_path))
-    assert isinstance(registry.open_drafts(config.accounts[0], config), DraftStore)
+    assert isinstance(registry.open_drafts(config.accounts[0], registry.context(config.accounts[0], config)), DraftStore)
 
 
 def test_create_puts_an_untouched_draft_with_our_key(fake: GoogleFake, tmp_path: Path) -> None:
@@ -332,7 +332,7 @@ def test_salvage_run_once_end_to_end(fake: GoogleFake, tmp_path: Path, monkeypat
     from daemon.engine.state import StateStore
 
     sleeps = Sleeps()
-    monkeypatch.setattr("providers.google.client._default_sleep", sleeps)  # the retry clock, not the client library
+    monkeypatch.setattr("providers.registry.default_sleep", sleeps)  # the retry clock, not the client library
     invite = seed_interviews(fake)
     fake.token_file(tmp_path / "tokens" / "g.google.json")
     config = tmp_path / "config.yaml"
@@ -417,7 +417,7 @@ def test_salvage_run_once_survives_create_faults_without_duplicates(
     from daemon.engine.state import StateStore
 
     sleeps = Sleeps()
-    monkeypatch.setattr("providers.google.client._default_sleep", sleeps)
+    monkeypatch.setattr("providers.registry.default_sleep", sleeps)
     seed_interviews(fake)
     fake.token_file(tmp_path / "tokens" / "g.google.json")
     config = tmp_path / "config.yaml"
@@ -451,7 +451,7 @@ def test_invalid_grant_stops_only_that_account(fake: GoogleFake, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     from daemon.cli import main
 
-    monkeypatch.setattr("providers.google.client._default_sleep", Sleeps())
+    monkeypatch.setattr("providers.registry.default_sleep", Sleeps())
     seed_interviews(fake)
     fake.token_file(tmp_path / "tokens" / "g.google.json")
     ics = tmp_path / "other.ics"

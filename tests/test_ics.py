@@ -51,7 +51,9 @@ accounts:
 
 def source_for(path: Path, tz: str = "Europe/Berlin", **kw: Any) -> IcsSource:
     config = make_config(json.dumps({"type": "ics", "path": str(path)}), tz)
-    return IcsSource(config.accounts[0], config, **kw)
+    sleep = kw.pop("sleep", None)
+    ctx = registry.context(config.accounts[0], config, sleep=sleep)
+    return IcsSource(config.accounts[0].calendar, ctx, **kw)  # type: ignore[arg-type]
 
 
 def fetch(name: str, tz: str = "Europe/Berlin", window: Window = MARCH) -> FetchResult:
@@ -518,7 +520,8 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 def url_source(url: str, sleeps: list[float] | None = None, **calendar: Any) -> IcsSource:
     config = make_config(json.dumps({"type": "ics", "url": url, **calendar}))
     record = sleeps if sleeps is not None else []
-    return IcsSource(config.accounts[0], config, sleep=record.append)
+    ctx = registry.context(config.accounts[0], config, sleep=record.append)
+    return IcsSource(config.accounts[0].calendar, ctx)  # type: ignore[arg-type]
 
 
 SECRET = "/private/secret-token-abc/basic.ics"
@@ -714,14 +717,15 @@ accounts:
 """,
         tmp_path / "config.yaml",
     )
-    source = registry.open_calendar(config.accounts[0], config)
-    store = registry.open_drafts(config.accounts[0], config)
-    assert isinstance(source, CalendarSource) and source.incremental is False
+    ctx = registry.context(config.accounts[0], config)
+    source = registry.open_calendar(config.accounts[0], ctx)
+    store = registry.open_drafts(config.accounts[0], ctx)
+    assert isinstance(source, CalendarSource) and source.capabilities.incremental is False
     assert isinstance(store, DraftStore)
     assert source.fetch(MARCH, None).events[0].account == "main"
-    web = registry.open_calendar(config.accounts[1], config)
+    web = registry.open_calendar(config.accounts[1], registry.context(config.accounts[1], config))
     assert isinstance(web, CalendarSource)
-    other = registry.open_drafts(config.accounts[1], config)
+    other = registry.open_drafts(config.accounts[1], registry.context(config.accounts[1], config))
     assert isinstance(other, FolderDrafts) and other.path == tmp_path / "drafts"
 
 

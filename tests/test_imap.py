@@ -78,7 +78,7 @@ accounts:
 
 def store(server: Dovecot, username: str, tmp_path: Path, **drafts: Any) -> ImapDraftStore:
     config = parse_config(config_text(server, username, tmp_path, **drafts))
-    mailbox = registry.open_drafts(config.accounts[0], config)
+    mailbox = registry.open_drafts(config.accounts[0], registry.context(config.accounts[0], config))
     assert isinstance(mailbox, ImapDraftStore)
     return mailbox
 
@@ -322,7 +322,8 @@ def test_xoauth2_login_uses_the_token_source(dovecot: Dovecot, user: str, tmp_pa
     # Dovecot's passwd-file passdb checks an XOAUTH2 bearer token like a password.
     config = parse_config(config_text(dovecot, user, tmp_path))
     tokens = iter(["bad-token", "s3cret-app-password"])
-    box = ImapDraftStore(config.accounts[0], config, token=lambda: next(tokens))
+    box = ImapDraftStore(config.accounts[0].drafts, registry.context(config.accounts[0], config),  # type: ignore[arg-type]
+                         token=lambda: next(tokens))
     with pytest.raises(AuthError, match="salvage auth mail"):
         box.find_by_key("k1")
     assert box.find_by_key("k1") is None

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.graph_fake import GraphFake, config_text, sign_in
+from fakes.graph_fake import GraphFake, config_text, open_context, sign_in
 
-from daemon.config import AccountConfig, Config, MicrosoftConnection, parse_config
+from daemon.config import AccountConfig, Config, ConfigError, parse_config
 from providers.base import AuthError, ProviderError, TransientError
 from providers.microsoft import auth as microsoft_auth
 from providers.microsoft.auth import TokenSource, authority_url, build_cache, scopes_for
+from providers.microsoft.settings import MicrosoftSettings
 
 
 @pytest.fixture
@@ -27,6 +28,11 @@ def fake() -> Iterator[GraphFake]:
 def load(fake: GraphFake, state: Path, **microsoft: Any) -> tuple[Config, AccountConfig]:
     config = parse_config(config_text(fake, state, **microsoft))
     return config, config.accounts[0]
+
+
+def tokens(config: Config) -> TokenSource:
+    ctx = open_context(config)
+    return TokenSource(ctx.connection("microsoft", MicrosoftSettings), ctx)
 
 
 def token_posts(fake: GraphFake, grant: str = "") -> int:
@@ -55,8 +61,8 @@ def test_only_read_calendar_and_read_write_mail_are_requested(fake: GraphFake, t
 
 def test_silent_tokens_come_from_the_cache_then_refresh(fake: GraphFake, tmp_path: Path) -> None:
     sign_in(fake, config_text(fake, tmp_path))
-    _, account = load(fake, tmp_path)
-    source = TokenSource(account)
+    config, _ = load(fake, tmp_path)
+    source = tokens(config)
     before = token_posts(fake)
     first = source.token()
     assert first in fake.access_tokens and token_posts(fake) == before  # from the cache, no network
@@ -68,39 +74,39 @@ def test_silent_tokens_come_from_the_cache_then_refresh(fake: GraphFake, tmp_pat
 def test_short_lived_tokens_are_refreshed_silently(fake: GraphFake, tmp_path: Path) -> None:
     fake.token_lifetime = 60  # inside msal's five-minute refresh margin
     sign_in(fake, config_text(fake, tmp_path))
-    _, account = load(fake, tmp_path)
-    source = TokenSource(account)
+    config, _ = load(fake, tmp_path)
+    source = tokens(config)
     assert source.token() in fake.access_tokens
     assert fake.refreshes >= 1
 
 
 def test_a_refused_refresh_asks_for_salvage_auth(fake: GraphFake, tmp_path: Path) -> None:
     sign_in(fake, config_text(fake, tmp_path))
-    _, account = load(fake, tmp_path)
+    config, _ = load(fake, tmp_path)
     fake.fail_refresh = True
     with pytest.raises(AuthError, match=r"invalid_grant.*salvage auth work"):
-        TokenSource(account).token(force_refresh=True)
+        tokens(config).token(force_refresh=True)
 
 
 def test_not_signed_in(fake: GraphFake, tmp_path: Path) -> None:
-    _, account = load(fake, tmp_path)
+    config, _ = load(fake, tmp_path)
     with pytest.raises(AuthError, match="not signed in.*salvage auth work"):
-        TokenSource(account).token()
+        tokens(config).token()
 
 
 def test_identity_service_trouble_is_transient(fake: GraphFake, tmp_path: Path) -> None:
     sign_in(fake, config_text(fake, tmp_path))
-    _, account = load(fake, tmp_path)
+    config, _ = load(fake, tmp_path)
     fake.add_fault("/oauth2/v2.0/token", 503, headers={"Retry-After": "0"},
                    body={"error": "temporarily_unavailable", "error_description": "AADSTS50000: try later"})
     with pytest.raises(TransientError, match="sign-in failed.*503"):
-        TokenSource(account).token(force_refresh=True)
+        tokens(config).token(force_refresh=True)
 
 
 def test_unreachable_sign_in_service_is_transient(tmp_path: Path, fake: GraphFake) -> None:
-    _, account = load(fake, tmp_path, authority="https://127.0.0.1:9/fake-tenant")
+    config, _ = load(fake, tmp_path, authority="https://127.0.0.1:9/fake-tenant")
     with pytest.raises(TransientError, match="cannot reach"):
-        TokenSource(account).token()
+        tokens(config).token()
 
 
 def test_an_unknown_client_id_explains_itself(fake: GraphFake, tmp_path: Path) -> None:
@@ -109,15 +115,14 @@ def test_an_unknown_client_id_explains_itself(fake: GraphFake, tmp_path: Path) -
 
 
 def test_missing_client_id_says_how_to_register_an_app(fake: GraphFake, tmp_path: Path) -> None:
-    config, account = load(fake, tmp_path, client_id=None)
-    with pytest.raises(ProviderError, match="client_id is not set.*Allow public client flows"):
-        microsoft_auth.authenticate(account, config, no_browser=True, out=print)
+    with pytest.raises(ConfigError, match="client_id is not set.*Allow public client flows"):
+        load(fake, tmp_path, client_id=None)  # `salvage config validate` says so already
 
 
 def test_a_plain_http_authority_is_refused(fake: GraphFake, tmp_path: Path) -> None:
-    _, account = load(fake, tmp_path, authority="http://127.0.0.1:8080/tenant")
+    config, _ = load(fake, tmp_path, authority="http://127.0.0.1:8080/tenant")
     with pytest.raises(ProviderError, match="https"):
-        TokenSource(account).token()
+        tokens(config).token()
 
 
 def test_interactive_flow_falls_back_to_a_device_code_without_a_browser(fake: GraphFake, tmp_path: Path) -> None:
@@ -128,8 +133,8 @@ def test_interactive_flow_falls_back_to_a_device_code_without_a_browser(fake: Gr
 def test_secrets_are_never_logged(fake: GraphFake, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     sign_in(fake, config_text(fake, tmp_path))
-    _, account = load(fake, tmp_path)
-    source = TokenSource(account)
+    config, _ = load(fake, tmp_path)
+    source = tokens(config)
     source.token(force_refresh=True)
     fake.fail_refresh = True
     with pytest.raises(AuthError):
@@ -161,13 +166,13 @@ def test_cache_falls_back_to_a_0600_file_without_a_keyring(tmp_path: Path, caplo
 
 
 def test_authority_and_scopes_for_national_clouds() -> None:
-    assert authority_url(MicrosoftConnection(client_id="x")) == "https://login.microsoftonline.com/common"
-    assert authority_url(MicrosoftConnection(client_id="x", tenant="organizations")).endswith("/organizations")
-    gov = MicrosoftConnection(client_id="x", authority="https://login.microsoftonline.us/contoso.onmicrosoft.us/",
+    assert authority_url(MicrosoftSettings(client_id="x")) == "https://login.microsoftonline.com/common"
+    assert authority_url(MicrosoftSettings(client_id="x", tenant="organizations")).endswith("/organizations")
+    gov = MicrosoftSettings(client_id="x", authority="https://login.microsoftonline.us/contoso.onmicrosoft.us/",
                               graph_url="https://graph.microsoft.us")
     assert authority_url(gov) == "https://login.microsoftonline.us/contoso.onmicrosoft.us"
     assert scopes_for(gov) == ["https://graph.microsoft.us/Calendars.Read", "https://graph.microsoft.us/Mail.ReadWrite",
                                "https://graph.microsoft.us/User.Read"]
-    china = MicrosoftConnection(client_id="x", graph_url="https://microsoftgraph.chinacloudapi.cn")
+    china = MicrosoftSettings(client_id="x", graph_url="https://microsoftgraph.chinacloudapi.cn")
     assert scopes_for(china)[0] == "https://microsoftgraph.chinacloudapi.cn/Calendars.Read"
-    assert scopes_for(MicrosoftConnection(client_id="x")) == ["Calendars.Read", "Mail.ReadWrite", "User.Read"]
+    assert scopes_for(MicrosoftSettings(client_id="x")) == ["Calendars.Read", "Mail.ReadWrite", "User.Read"]

@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.graph_fake import GraphFake, config_text, sign_in
+from fakes.graph_fake import GraphFake, config_text, open_client, open_context, sign_in
 
 from daemon.config import parse_config
 from daemon.core.model import Event, Response, person
 from providers.base import Address, DraftFate, DraftMessage, ProviderError
-from providers.microsoft.client import GraphClient
-from providers.microsoft.mail import KEY_PROPERTY, GraphDrafts, open_drafts
+from providers.microsoft.mail import KEY_PROPERTY, GraphDrafts
 from providers.mime import fingerprint
 from providers.retry import RetryPolicy
 
@@ -47,9 +46,9 @@ class Box:
     def __init__(self, fake: GraphFake, state: Path, **microsoft: Any) -> None:
         config = parse_config(config_text(fake, state, **microsoft))
         self.sleeps: list[float] = []
-        self.client = GraphClient(config.accounts[0], retry=RetryPolicy(attempts=4, base_seconds=0.01),
+        self.client = open_client(config, retry=RetryPolicy(attempts=4, base_seconds=0.01),
                                   sleep=self.sleeps.append)
-        self.store: GraphDrafts = open_drafts(config.accounts[0], config, client=self.client)
+        self.store: GraphDrafts = GraphDrafts(self.client, open_context(config))
 
 
 @pytest.fixture

@@ -227,9 +227,10 @@ def cmd_auth(args: argparse.Namespace, out: Console) -> int:
 
     config = config_from(args)
     account = config.account(args.account)
-    if args.browser and account.microsoft is not None:
-        interactive = account.microsoft.model_copy(update={"auth_flow": "interactive"})
-        account = account.model_copy(update={"microsoft": interactive})
+    microsoft = account.connection("microsoft")
+    if args.browser and microsoft is not None:
+        interactive = microsoft.model_copy(update={"auth_flow": "interactive"})
+        account = account.model_copy(update={"connections": {**account.connections, "microsoft": interactive}})
     registry.authenticate(account, config, no_browser=args.no_browser, out=lambda line: out.print(line, markup=False))
     with open_state(config) as store:
         status = store.account_status(account.name)

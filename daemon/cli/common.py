@@ -11,6 +11,7 @@ from typing import Any
 from daemon.config import Config, load_config
 from daemon.core.text import json_escape_invisible
 from daemon.engine.state import StateStore
+from providers import registry as _registry  # noqa: F401 - installs the providers' config sections
 
 
 class UserError(Exception):

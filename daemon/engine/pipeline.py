@@ -31,6 +31,7 @@ from providers.base import (
     DraftMessage,
     DraftRef,
     DraftStore,
+    ProviderContext,
     ProviderError,
     ThreadInfo,
     TransientError,
@@ -121,8 +122,8 @@ class Engine:
         config: Config,
         store: StateStore,
         *,
-        open_calendar: Callable[[AccountConfig, Config], CalendarSource] = registry.open_calendar,
-        open_drafts: Callable[[AccountConfig, Config], DraftStore] = registry.open_drafts,
+        open_calendar: Callable[[AccountConfig, ProviderContext], CalendarSource] = registry.open_calendar,
+        open_drafts: Callable[[AccountConfig, ProviderContext], DraftStore] = registry.open_drafts,
         renderer: Renderer | None = None,
     ) -> None:
         self.config = config
@@ -132,6 +133,7 @@ class Engine:
         self.renderer = renderer or Renderer(config)
         self._sources: dict[str, CalendarSource] = {}
         self._mailboxes: dict[str, DraftStore] = {}
+        self._contexts: dict[str, ProviderContext] = {}  # one per account: its shared connections
         self._warned: set[tuple[str, str]] = set()  # (account, problem) already logged as a warning
 
     # ---- sources --------------------------------------------------------------------------------
@@ -143,14 +145,19 @@ class Engine:
     def accounts(self, names: Collection[str] | None = None) -> list[AccountConfig]:
         return [a for a in self.config.accounts if a.enabled and (names is None or a.name in names)]
 
+    def _context(self, account: AccountConfig) -> ProviderContext:
+        if account.name not in self._contexts:
+            self._contexts[account.name] = registry.context(account, self.config)
+        return self._contexts[account.name]
+
     def _source(self, account: AccountConfig) -> CalendarSource:
         if account.name not in self._sources:
-            self._sources[account.name] = self._open_calendar(account, self.config)
+            self._sources[account.name] = self._open_calendar(account, self._context(account))
         return self._sources[account.name]
 
     def _mailbox(self, account: AccountConfig) -> DraftStore:
         if account.name not in self._mailboxes:
-            self._mailboxes[account.name] = self._open_drafts(account, self.config)
+            self._mailboxes[account.name] = self._open_drafts(account, self._context(account))
         return self._mailboxes[account.name]
 
     def forget_connections(self, account: str | None = None) -> None:
@@ -164,12 +171,18 @@ class Engine:
                             closer()
                         except Exception:  # noqa: BLE001 - closing must never fail a pass
                             log.debug("closing %s failed", name, exc_info=True)
+        for name in list(self._contexts):
+            if account is None or name == account:
+                self._contexts.pop(name).close()  # the account's shared sessions
 
     def poll(self, account: AccountConfig, now: datetime) -> PollOutcome:
         """Fetch one account's calendar into the store. Failures are recorded, never raised."""
         try:
             source = self._source(account)
             result = source.fetch(self.window(now), self.store.cursor(account.name))
+            if not result.complete and not result.unchanged and not source.capabilities.incremental:
+                # Applying a delta from a source that keeps no sync state would drop events.
+                raise ProviderError("the calendar sent changes only, but it is not an incremental source")
             changed = self.store.apply_fetch(account.name, result, now)
         except AuthError as exc:
             self._failed(account.name, now, str(exc), needs_auth=True)
@@ -312,10 +325,12 @@ class Engine:
         fate = mailbox.fate(record.ref)
         if fate is DraftFate.UNTOUCHED:
             draft = self.render(action, event, now, self._thread_for(record))
-            if fingerprint(draft.text) == record.ref.fingerprint:
+            same = fingerprint(draft.text) == record.ref.fingerprint
+            if same or not mailbox.capabilities.detects_edits:  # never overwrite what may be the user's
                 if record.state is not DraftState.UNTOUCHED:
                     self.store.update_draft(action.key, DraftState.UNTOUCHED, now)
-                return outcome("kept", draft=draft)
+                return outcome("kept", "" if same else "this mailbox cannot tell your edits; left as it is",
+                               draft=draft)
             ref = mailbox.update(record.ref, draft)
             self.store.update_draft(action.key, DraftState.UNTOUCHED, now, ref=ref,
                                     event_start=_start(event), subject=draft.subject)
@@ -327,7 +342,8 @@ class Engine:
         detail = {
             DraftState.EDITED: "you edited it; left alone",
             DraftState.SENT: "sent",
-            DraftState.DELETED: "you deleted it; it will not be re-created",
+            DraftState.DELETED: "you deleted it; it will not be re-created" if mailbox.capabilities.detects_sent
+            else "you sent or deleted it; it will not be re-created",
         }[state]
         return outcome(state.value, detail)
 
@@ -341,13 +357,14 @@ class Engine:
                           references=references, subject=ref.extra.get("thread_subject"))
 
     def _create(self, action: Action, event: Event, mailbox: DraftStore, now: datetime) -> Outcome:
+        thread: ThreadInfo | None = None
         try:
-            thread = mailbox.find_thread(event)
+            if mailbox.capabilities.threads_replies:
+                thread = mailbox.find_thread(event)
         except AuthError:
             raise
         except Exception as exc:  # noqa: BLE001 - threading is a nicety; an unthreaded draft is fine
             log.info("%s: could not look up the invitation thread: %s", action.account, exc)
-            thread = None
         draft = self.render(action, event, now, thread)
         organizer = event.organizer.email if event.organizer else None
         self.store.record_intent(

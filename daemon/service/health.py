@@ -57,8 +57,8 @@ def account_json(account: AccountConfig, status: AccountStatus | None) -> dict[s
     return {
         "name": account.name,
         "enabled": account.enabled,
-        "calendar": account.calendar.type,
-        "drafts": account.drafts.type,
+        "calendar": account.calendar.kind,
+        "drafts": account.drafts.kind,
         "ok": not failing,
         "needs_auth": bool(status and status.needs_auth),
         "error": status.error if status else None,

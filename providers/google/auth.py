@@ -19,8 +19,8 @@ from typing import Any
 from google.oauth2.credentials import Credentials
 
 from daemon import paths
-from daemon.config import AccountConfig, Config, GoogleConnection
-from providers.base import AuthError, ProviderError
+from providers.base import AuthError, ProviderContext, ProviderError
+from providers.google.settings import GoogleSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ _READ_MAIL_SCOPES = frozenset(
 )
 
 
-def scopes_for(conn: GoogleConnection) -> list[str]:
+def scopes_for(conn: GoogleSettings) -> list[str]:
     """The least scopes that work: read calendars, write drafts, and read mail when allowed."""
     scopes = [CALENDAR_READONLY, GMAIL_COMPOSE]
     if conn.read_mail:
@@ -44,17 +44,14 @@ def scopes_for(conn: GoogleConnection) -> list[str]:
     return scopes
 
 
-def connection(account: AccountConfig) -> GoogleConnection:
+def connection(ctx: ProviderContext) -> GoogleSettings:
     """The account's ``google:`` section (the config validator guarantees it for google types)."""
-    if account.google is None:
-        raise ProviderError(f"account {account.name!r} has no 'google:' section")
-    return account.google
+    return ctx.connection("google", GoogleSettings)
 
 
-def token_path(account: AccountConfig) -> Path:
+def token_path(conn: GoogleSettings, ctx: ProviderContext) -> Path:
     """Where the account's Google token is kept."""
-    conn = connection(account)
-    return conn.token_file or paths.state_dir() / "tokens" / f"{account.name}.google.json"
+    return conn.token_file or ctx.state_dir / "tokens" / f"{ctx.account}.google.json"
 
 
 def _scope_set(value: Any) -> set[str]:
@@ -72,10 +69,10 @@ def can_read_mail(creds: Credentials) -> bool:
 class TokenKeeper:
     """Loads an account's saved credentials and writes them back whenever they were refreshed."""
 
-    def __init__(self, account: AccountConfig) -> None:
-        self.account = account.name
-        self.conn = connection(account)
-        self.path = token_path(account)
+    def __init__(self, conn: GoogleSettings, ctx: ProviderContext) -> None:
+        self.account = ctx.account
+        self.conn = conn
+        self.path = token_path(conn, ctx)
         self._credentials: Credentials | None = None
         self._saved_token: str | None = None
 
@@ -131,7 +128,7 @@ def _saved_refresh_token(path: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def load_credentials(path: Path, conn: GoogleConnection, account: str) -> Credentials:
+def load_credentials(path: Path, conn: GoogleSettings, account: str) -> Credentials:
     """Credentials from a saved authorized-user file, bound to the configured token endpoint."""
     hint = f"run `salvage auth {account}`"
     try:
@@ -162,7 +159,7 @@ def load_credentials(path: Path, conn: GoogleConnection, account: str) -> Creden
 # ---- the interactive flow -----------------------------------------------------------------------
 
 
-def _client_config(conn: GoogleConnection, account: str) -> dict[str, Any]:
+def _client_config(conn: GoogleSettings, account: str) -> dict[str, Any]:
     how = (f"create a Desktop-app OAuth client in Google Cloud, download its JSON and set "
            f"accounts[{account}].google.client_secrets to its path (see {DOCS})")
     if conn.client_secrets is None:
@@ -189,8 +186,7 @@ def _client_config(conn: GoogleConnection, account: str) -> dict[str, Any]:
 
 
 def authenticate(
-    account: AccountConfig,
-    config: Config,
+    ctx: ProviderContext,
     *,
     no_browser: bool,
     out: Callable[[str], None],
@@ -199,8 +195,8 @@ def authenticate(
     """Run Google's installed-app sign-in for an account and save its token (0600); returns the path."""
     from google_auth_oauthlib.flow import InstalledAppFlow
 
-    conn = connection(account)
-    client_config = _client_config(conn, account.name)
+    conn = connection(ctx)
+    client_config = _client_config(conn, ctx.account)
     scopes = scopes_for(conn)
     if not no_browser and not _have_browser():
         out("No web browser found here; continuing as with --no-browser.")
@@ -244,9 +240,9 @@ def authenticate(
     if not creds.refresh_token:
         raise ProviderError("Google returned no refresh token; remove Salvage's access at "
                             "https://myaccount.google.com/permissions and run `salvage auth` again")
-    path = token_path(account)
+    path = token_path(conn, ctx)
     paths.secret_file(path, creds.to_json())
-    out(f"Saved the Google token for {account.name!r} to {path} (readable only by you).")
+    out(f"Saved the Google token for {ctx.account!r} to {path} (readable only by you).")
     return path
 
 
@@ -260,7 +256,7 @@ def _have_browser() -> bool:
     return True
 
 
-def _run_flow(flow: Any, conn: GoogleConnection, *, no_browser: bool, timeout_seconds: float | None) -> Credentials:
+def _run_flow(flow: Any, conn: GoogleSettings, *, no_browser: bool, timeout_seconds: float | None) -> Credentials:
     from google_auth_oauthlib.flow import WSGITimeoutError
     from oauthlib.oauth2.rfc6749.errors import InsecureTransportError, OAuth2Error
     from requests.exceptions import RequestException

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import partial
 from typing import Any
 
-from daemon.config import AccountConfig, Config
-from daemon.core.model import Event, EventType, Person, Response, ShowAs, person
+from daemon.core.model import Event, EventType, Person, Response, ShowAs, person, utc_now
 from daemon.core.normalize import (
     find_join_urls,
     find_phones,
@@ -23,9 +21,9 @@ from daemon.core.normalize import (
     zone,
     zone_name,
 )
-from providers.base import FetchResult, ProviderError, Window
-from providers.google.client import Gone, GoogleSession, NotFound
-from providers.retry import RetryPolicy
+from providers.base import Capabilities, FetchResult, ProviderContext, ProviderError, Window
+from providers.google.client import Gone, GoogleSession, NotFound, session
+from providers.google.settings import GoogleCalendarSettings
 
 log = logging.getLogger(__name__)
 
@@ -98,25 +96,23 @@ class _NeedFullSync(Exception):
 class GoogleCalendarSource:
     """Events of the configured Google calendars: a full sync first, then sync-token deltas."""
 
-    incremental = True
+    capabilities = Capabilities(incremental=True)
 
     def __init__(
         self,
-        account: AccountConfig,
+        settings: GoogleCalendarSettings,
+        session: GoogleSession,
         *,
-        sleep: Callable[[float], None] | None = None,
-        policy: RetryPolicy | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.account = account.name
-        wanted = getattr(account.calendar, "calendars", ["primary"])
+        self.account = session.account
+        wanted = settings.calendars
         self.wanted: list[str] | str = wanted if wanted == "all" else list(dict.fromkeys(wanted))
-        self.session = GoogleSession(account, sleep=sleep, policy=policy)
+        self.session = session
         self._clock = clock
 
     def close(self) -> None:
-        """Close the HTTP connections."""
-        self.session.close()
+        """Nothing of its own to close: the session belongs to the account's context."""
 
     def fetch(self, window: Window, cursor: str | None) -> FetchResult:
         """A full sync of the window (plus a margin), or the changes since ``cursor``."""
@@ -137,7 +133,7 @@ class GoogleCalendarSource:
     def _calendar_ids(self, state: _Cursor) -> list[str]:
         if self.wanted != "all":
             return list(self.wanted)
-        now = self._clock()
+        now = self._clock().timestamp()
         if state.listed is not None and now - state.listed_at < LIST_TTL_SECONDS:
             return state.listed
         svc = self.session.service("calendar")
@@ -409,6 +405,6 @@ def event_from_google(
 # ---- registry factory ---------------------------------------------------------------------------
 
 
-def open_calendar(account: AccountConfig, config: Config) -> GoogleCalendarSource:
+def open_calendar(settings: GoogleCalendarSettings, ctx: ProviderContext) -> GoogleCalendarSource:
     """The Google calendar source of an account (``calendar: {type: google}``)."""
-    return GoogleCalendarSource(account)
+    return GoogleCalendarSource(settings, session(ctx), clock=ctx.clock)

@@ -14,25 +14,20 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import ssl
-import time
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from daemon.config import AccountConfig
-from providers.base import ProviderError, TransientError
-from providers.google.auth import TokenKeeper, connection
+from providers.base import ProviderContext, ProviderError, TransientError
+from providers.google.auth import TokenKeeper
+from providers.google.settings import GoogleSettings
 from providers.retry import RetryPolicy, call_with_retry, parse_retry_after
 
 QUOTA_BACKOFF_SECONDS = 3600.0  # quotaExceeded: Google's abuse limit lasts hours; do not hammer
 _RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 _QUOTA_REASONS = {"quotaExceeded", "dailyLimitExceeded", "dailyLimitExceededUnreg"}
 _SCOPE_REASONS = {"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"}
-
-_default_sleep: Callable[[float], None] = time.sleep
-
 
 class NotFound(ProviderError):
     """HTTP 404 from Google (a calendar, draft or thread that is not there)."""
@@ -105,20 +100,16 @@ class GoogleSession:
 
     def __init__(
         self,
-        account: AccountConfig,
+        conn: GoogleSettings,
+        ctx: ProviderContext,
         *,
-        sleep: Callable[[float], None] | None = None,
         policy: RetryPolicy | None = None,
     ) -> None:
-        self.account = account.name
-        self.conn = connection(account)
-        for key in ("api_endpoint", "token_uri"):
-            value = getattr(self.conn, key)
-            if value is not None and not re.match(r"(?i)^https?://[^/\s]+", value):
-                raise ProviderError(f"accounts[{account.name}].google.{key} must be an http(s) URL, got {value!r}")
-        self.keeper = TokenKeeper(account)
+        self.account = ctx.account
+        self.conn = conn
+        self.keeper = TokenKeeper(conn, ctx)
         self.policy = policy or RetryPolicy()
-        self._sleep = sleep
+        self._sleep = ctx.sleep
         self._http: Any = None
         self._services: dict[str, Any] = {}
 
@@ -147,8 +138,8 @@ class GoogleSession:
         return self._services[name]
 
     def sleep(self, seconds: float) -> None:
-        """Wait between retries (injectable for tests)."""
-        (self._sleep if self._sleep is not None else _default_sleep)(seconds)
+        """Wait between retries (the context's sleep)."""
+        self._sleep(seconds)
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -263,3 +254,9 @@ def _error_body(content: Any) -> tuple[str, set[str]]:
         if isinstance(item, dict) and item.get("reason"):
             reasons.add(str(item["reason"]))
     return str(error.get("message") or "")[:300], reasons
+
+
+def session(ctx: ProviderContext) -> GoogleSession:
+    """The account's one Google session, shared by its calendar source and its Gmail drafts."""
+    conn = ctx.connection("google", GoogleSettings)
+    return ctx.shared("google", lambda: GoogleSession(conn, ctx))

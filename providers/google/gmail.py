@@ -17,13 +17,22 @@ from email.utils import getaddresses
 from functools import partial
 from typing import Any
 
-from daemon.config import AccountConfig, Config
-from daemon.core.model import Event
-from providers.base import DraftFate, DraftMessage, DraftRef, ProviderError, ThreadInfo, TransientError
+from daemon.core.model import Event, utc_now
+from providers.base import (
+    Capabilities,
+    DraftFate,
+    DraftMessage,
+    DraftRef,
+    ProviderContext,
+    ProviderError,
+    ThreadInfo,
+    TransientError,
+)
 from providers.google.auth import can_read_mail
-from providers.google.client import GoogleSession, NotFound, Rejected
+from providers.google.client import GoogleSession, NotFound, Rejected, session
+from providers.google.settings import GoogleDraftsSettings
 from providers.mime import KEY_HEADER, checked_message, fingerprint, parse_message, plain_body
-from providers.retry import RetryPolicy, call_with_retry
+from providers.retry import call_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -120,20 +129,22 @@ class GmailDrafts:
 
     def __init__(
         self,
-        account: AccountConfig,
+        session: GoogleSession,
         *,
-        sleep: Callable[[float], None] | None = None,
-        policy: RetryPolicy | None = None,
         user_addresses: Iterable[str] = (),
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.account = account.name
-        self.session = GoogleSession(account, sleep=sleep, policy=policy)
+        self.account = session.account
+        self.session = session
         self.user_addresses = {a.lower() for a in user_addresses}
+        self._clock = clock
         self._warned_scope = False
+        # Threading and telling sent from deleted both read mail, which the config may not allow.
+        reads = session.conn.read_mail
+        self.capabilities = Capabilities(threads_replies=reads, detects_edits=True, detects_sent=reads)
 
     def close(self) -> None:
-        """Close the HTTP connections."""
-        self.session.close()
+        """Nothing of its own to close: the session belongs to the account's context."""
 
     @property
     def _gmail(self) -> Any:
@@ -176,7 +187,7 @@ class GmailDrafts:
             resp = self._create(body, draft.key)
         if isinstance(resp, DraftRef):
             return resp
-        return self._ref(resp, draft, message, created=datetime.now(timezone.utc))
+        return self._ref(resp, draft, message, created=self._clock())
 
     def _create(self, body: dict[str, Any], key: str) -> dict[str, Any] | DraftRef:
         gmail = self._gmail
@@ -228,7 +239,7 @@ class GmailDrafts:
                                      "drafts.update")
         except NotFound:
             raise ProviderError(f"Gmail draft {ref.id} no longer exists (sent or deleted meanwhile)") from None
-        new = self._ref(resp, draft, message, created=ref.created or datetime.now(timezone.utc))
+        new = self._ref(resp, draft, message, created=ref.created or self._clock())
         return DraftRef(new.id, new.fingerprint, new.thread_id, new.created, {**ref.extra, **new.extra})
 
     def delete(self, ref: DraftRef) -> None:
@@ -257,7 +268,7 @@ class GmailDrafts:
         """A draft that vanished was sent or discarded; without read_mail it counts as deleted."""
         if not self.read_mail:
             return DraftFate.DELETED
-        since_ms = int(((ref.created or datetime.now(timezone.utc)) - SENT_SKEW).timestamp() * 1000)
+        since_ms = int(((ref.created or self._clock()) - SENT_SKEW).timestamp() * 1000)
         gmail = self._gmail
         to = ref.extra.get("to")
         if ref.thread_id:
@@ -414,9 +425,6 @@ def _thread_info(meta: dict[str, Any]) -> ThreadInfo | None:
 # ---- registry factory ---------------------------------------------------------------------------
 
 
-def open_drafts(account: AccountConfig, config: Config) -> GmailDrafts:
+def open_drafts(settings: GoogleDraftsSettings, ctx: ProviderContext) -> GmailDrafts:
     """The Gmail draft store of an account (``drafts: {type: google}``)."""
-    addresses = set(config.user.addresses)
-    if account.email:
-        addresses.add(account.email.lower())
-    return GmailDrafts(account, user_addresses=addresses)
+    return GmailDrafts(session(ctx), user_addresses=ctx.addresses, clock=ctx.clock)

@@ -11,15 +11,13 @@ import functools
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from daemon import paths
-from daemon.config import AccountConfig, Config, MicrosoftConnection
-from providers.base import AuthError, ProviderError, TransientError
+from providers.base import AuthError, ProviderContext, ProviderError, TransientError
+from providers.microsoft.settings import REGISTER_HINT, MicrosoftSettings
 
 log = logging.getLogger("salvage.microsoft")
 
@@ -44,28 +42,20 @@ _REAUTH_ERRORS = frozenset(
 )
 _REFRESH_MARGIN = 300.0  # seconds before expiry at which a cached access token is renewed
 
-REGISTER_HINT = (
-    "Salvage has no shared Microsoft app id: register your own app in the Microsoft Entra admin "
-    "center (platform 'Mobile and desktop applications', redirect URI http://localhost, "
-    "'Allow public client flows' = Yes, delegated permissions Calendars.Read, Mail.ReadWrite, "
-    "User.Read) and put its Application (client) ID under microsoft.client_id. See docs/microsoft.md."
-)
 
 _persistence_logged = False
 _persistence_lock = threading.Lock()
 
 
-def connection(account: AccountConfig) -> MicrosoftConnection:
-    """The account's ``microsoft:`` section, with a client id; a clear error otherwise."""
-    conn = account.microsoft
-    if conn is None:
-        raise ProviderError(f"account {account.name!r}: a 'microsoft:' section is required. {REGISTER_HINT}")
-    if not conn.client_id or not conn.client_id.strip():
-        raise ProviderError(f"account {account.name!r}: microsoft.client_id is not set. {REGISTER_HINT}")
-    return conn
+def connection(ctx: ProviderContext) -> MicrosoftSettings:
+    """The account's ``microsoft:`` section (the config validator guarantees it, with a client id)."""
+    try:
+        return ctx.connection("microsoft", MicrosoftSettings)
+    except ProviderError:
+        raise ProviderError(f"account {ctx.account!r}: a 'microsoft:' section is required. {REGISTER_HINT}") from None
 
 
-def authority_url(conn: MicrosoftConnection) -> str:
+def authority_url(conn: MicrosoftSettings) -> str:
     """The msal authority: ``authority`` if given, else the global login host plus ``tenant``."""
     if conn.authority:
         return conn.authority.rstrip("/")
@@ -73,7 +63,7 @@ def authority_url(conn: MicrosoftConnection) -> str:
     return f"{GLOBAL_LOGIN}/{tenant}"
 
 
-def scopes_for(conn: MicrosoftConnection) -> list[str]:
+def scopes_for(conn: MicrosoftSettings) -> list[str]:
     """Graph scopes to ask for; national clouds need the resource prefix (e.g. graph.microsoft.us)."""
     host = (urlparse(conn.graph_url).hostname or "").lower()
     if host in NATIONAL_GRAPH_HOSTS:
@@ -82,12 +72,12 @@ def scopes_for(conn: MicrosoftConnection) -> list[str]:
     return list(BASE_SCOPES)
 
 
-def token_cache_path(account: AccountConfig, conn: MicrosoftConnection) -> Path:
+def token_cache_path(conn: MicrosoftSettings, ctx: ProviderContext) -> Path:
     """Where the account's msal token cache lives (config ``token_cache`` or the state dir)."""
-    return conn.token_cache or paths.state_dir() / "tokens" / f"{account.name}.msal.json"
+    return conn.token_cache or ctx.state_dir / "tokens" / f"{ctx.account}.msal.json"
 
 
-def http_session(conn: MicrosoftConnection) -> Any:
+def http_session(conn: MicrosoftSettings) -> Any:
     """The requests session msal talks through: timeout and CA bundle fixed on every request.
 
     Passed per request because requests lets ``REQUESTS_CA_BUNDLE`` override a session-wide
@@ -141,11 +131,12 @@ class TokenSource:
     :class:`TransientError` when the identity service cannot be reached.
     """
 
-    def __init__(self, account: AccountConfig, conn: MicrosoftConnection | None = None) -> None:
-        self.account = account
-        self.conn = conn or connection(account)
-        self.scopes = scopes_for(self.conn)
-        self.cache_path = token_cache_path(account, self.conn)
+    def __init__(self, conn: MicrosoftSettings, ctx: ProviderContext) -> None:
+        self.account = ctx.account
+        self.conn = conn
+        self.scopes = scopes_for(conn)
+        self.cache_path = token_cache_path(conn, ctx)
+        self._now = lambda: ctx.clock().timestamp()
         self._lock = threading.RLock()
         self._app: Any = None
         self._cache: Any = None
@@ -183,10 +174,10 @@ class TokenSource:
                 **kwargs,
             )
         except ValueError as exc:
-            raise ProviderError(f"account {self.account.name!r}: Microsoft authority {authority!r}: {exc}") from None
+            raise ProviderError(f"account {self.account!r}: Microsoft authority {authority!r}: {exc}") from None
         except (requests.RequestException, OSError) as exc:
             raise TransientError(
-                f"account {self.account.name!r}: cannot reach the Microsoft sign-in service "
+                f"account {self.account!r}: cannot reach the Microsoft sign-in service "
                 f"({type(exc).__name__})"
             ) from None
 
@@ -199,25 +190,25 @@ class TokenSource:
     def token(self, *, force_refresh: bool = False) -> str:
         """A valid access token, from memory, the cache, or a silent refresh."""
         with self._lock:
-            if not force_refresh and self._token and time.time() < self._expires_at - _REFRESH_MARGIN:
+            if not force_refresh and self._token and self._now() < self._expires_at - _REFRESH_MARGIN:
                 return self._token
             result = self._silent(force_refresh)
             token = result.get("access_token")
             if not token:
-                raise AuthError(f"account {self.account.name!r}: sign-in returned no access token; "
-                                f"run `salvage auth {self.account.name}`")
+                raise AuthError(f"account {self.account!r}: sign-in returned no access token; "
+                                f"run `salvage auth {self.account}`")
             self._token = str(token)
             try:
-                self._expires_at = time.time() + float(result.get("expires_in", 3600))
+                self._expires_at = self._now() + float(result.get("expires_in", 3600))
             except (TypeError, ValueError):
-                self._expires_at = time.time() + 3600
+                self._expires_at = self._now() + 3600
             return self._token
 
     def _silent(self, force_refresh: bool) -> dict[str, Any]:
         import requests
         from msal.exceptions import MsalServiceError
 
-        name = self.account.name
+        name = self.account
         app = self.app()
         try:
             accounts = app.get_accounts()
@@ -260,30 +251,30 @@ def _flow_error(name: str, result: dict[str, Any], what: str) -> AuthError:
     return AuthError(f"account {name!r}: {what} failed: {code}: {description}{hint}")
 
 
-def authenticate(account: AccountConfig, config: Config, *, no_browser: bool, out: Callable[[str], None]) -> None:
+def authenticate(ctx: ProviderContext, *, no_browser: bool, out: Callable[[str], None]) -> None:
     """Sign in interactively (device code by default) and store the tokens in the account's cache."""
     import requests
     from msal.exceptions import MsalServiceError
 
-    conn = connection(account)
-    source = TokenSource(account, conn)
+    conn = connection(ctx)
+    source = TokenSource(conn, ctx)
     app = source.app()
-    login_hint = account.email or config.user.email
+    login_hint = ctx.email
     try:
         if conn.auth_flow == "interactive" and not no_browser:
             result = _interactive(app, source.scopes, login_hint)
         else:
             flow = app.initiate_device_flow(scopes=source.scopes)
             if "user_code" not in flow:
-                raise _flow_error(account.name, flow, "starting the device-code sign-in")
+                raise _flow_error(ctx.account, flow, "starting the device-code sign-in")
             out(str(flow.get("message") or f"Open {flow.get('verification_uri')} and enter {flow['user_code']}"))
             result = app.acquire_token_by_device_flow(flow)
     except requests.RequestException as exc:
-        raise TransientError(f"account {account.name!r}: cannot reach the Microsoft sign-in service ({type(exc).__name__})") from None
+        raise TransientError(f"account {ctx.account!r}: cannot reach the Microsoft sign-in service ({type(exc).__name__})") from None
     except MsalServiceError as exc:
-        raise TransientError(f"account {account.name!r}: Microsoft sign-in failed ({exc}); try again later") from None
+        raise TransientError(f"account {ctx.account!r}: Microsoft sign-in failed ({exc}); try again later") from None
     if "access_token" not in result:
-        raise _flow_error(account.name, result, "Microsoft sign-in")
+        raise _flow_error(ctx.account, result, "Microsoft sign-in")
     claims = result.get("id_token_claims") or {}
     home = _home_account_id(claims)
     for other in app.get_accounts():

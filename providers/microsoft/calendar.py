@@ -11,7 +11,6 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from daemon.config import AccountConfig, Config
 from daemon.core.model import Event, EventType, Person, Response, ShowAs, person
 from daemon.core.normalize import (
     find_join_urls,
@@ -22,18 +21,26 @@ from daemon.core.normalize import (
     zone,
     zone_name,
 )
-from providers.base import FetchResult, ProviderError, TransientError, Window, decode_cursor
+from providers.base import (
+    Capabilities,
+    FetchResult,
+    ProviderContext,
+    ProviderError,
+    TransientError,
+    Window,
+    decode_cursor,
+)
 from providers.microsoft.client import (
     MAX_CONCURRENT,
     MAX_PAGES,
     GraphClient,
     GraphError,
-    _acquire,
-    _release,
+    client,
     mapping_of,
     text_of,
     values_of,
 )
+from providers.microsoft.settings import MicrosoftCalendarSettings
 
 log = logging.getLogger("salvage.microsoft")
 
@@ -236,24 +243,18 @@ def _graph_instant(value: datetime) -> str:
 class GraphCalendar:
     """Graph calendars as a :class:`CalendarSource`: calendarView/delta rounds per calendar."""
 
-    incremental = True
+    capabilities = Capabilities(incremental=True)
 
-    def __init__(self, account: AccountConfig, config: Config, client: GraphClient, *, shared: bool = False) -> None:
-        self.account = account
+    def __init__(self, settings: MicrosoftCalendarSettings, client: GraphClient, ctx: ProviderContext) -> None:
+        self.account = ctx.account
         self.client = client
-        self.user_zone: tzinfo = config.user.zone
-        addresses = set(config.user.addresses)
-        if account.email:
-            addresses.add(account.email.lower())
-        self.self_addresses = frozenset(addresses)
-        calendars = getattr(account.calendar, "calendars", ["default"])
+        self.user_zone: tzinfo = ctx.zone
+        self.self_addresses = ctx.addresses
+        calendars = settings.calendars
         self.selection: list[str] | str = calendars if isinstance(calendars, str) else list(calendars) or ["default"]
-        self._shared = shared
 
     def close(self) -> None:
-        if self._shared:
-            self._shared = False
-            _release(self.client)
+        """Nothing of its own to close: the client belongs to the account's context."""
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -264,7 +265,7 @@ class GraphCalendar:
             try:
                 return self._delta(state, window)
             except _Reset as exc:
-                log.info("%s: %s; starting a new sync round", self.account.name, exc)
+                log.info("%s: %s; starting a new sync round", self.account, exc)
         return self._full(window)
 
     # -- cursor -----------------------------------------------------------------------------------
@@ -382,7 +383,7 @@ class GraphCalendar:
         if text_of(item.get("type")).lower() == "seriesmaster":
             return  # calendarView yields occurrences; a master carries no time of its own
         try:
-            event = event_from_graph(item, account=self.account.name, calendar_key=key,
+            event = event_from_graph(item, account=self.account, calendar_key=key,
                                      self_addresses=self.self_addresses)
         except (ValueError, TypeError, KeyError) as exc:
             subject = text_of(item.get("subject"))[:60]
@@ -398,8 +399,6 @@ class GraphCalendar:
 # ---- registry factory -------------------------------------------------------------------------
 
 
-def open_calendar(account: AccountConfig, config: Config, *, client: GraphClient | None = None) -> GraphCalendar:
+def open_calendar(settings: MicrosoftCalendarSettings, ctx: ProviderContext) -> GraphCalendar:
     """The Graph calendar source of an account (registered as ``microsoft``)."""
-    if client is not None:
-        return GraphCalendar(account, config, client)
-    return GraphCalendar(account, config, _acquire(account), shared=True)
+    return GraphCalendar(settings, client(ctx), ctx)

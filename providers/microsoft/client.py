@@ -11,18 +11,16 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlparse
 
 import httpx
 
-from daemon import __version__
-from daemon.config import AccountConfig, MicrosoftConnection
-from providers.base import AuthError, ProviderError, TransientError
+from providers.base import AuthError, ProviderContext, ProviderError, TransientError
 from providers.microsoft.auth import TokenSource, connection
+from providers.microsoft.settings import MicrosoftSettings
 from providers.retry import RetryPolicy, call_with_retry, parse_retry_after
 
 log = logging.getLogger("salvage.microsoft")
@@ -50,35 +48,31 @@ class GraphClient:
 
     def __init__(
         self,
-        account: AccountConfig,
-        conn: MicrosoftConnection | None = None,
+        conn: MicrosoftSettings,
+        ctx: ProviderContext,
         *,
         tokens: TokenSource | None = None,
         retry: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.account = account
-        self.conn = conn or connection(account)
-        self.tokens = tokens or TokenSource(account, self.conn)
-        root = self.conn.graph_url.rstrip("/")
+        self.account = ctx.account
+        self.conn = conn
+        self.tokens = tokens or TokenSource(conn, ctx)
+        root = conn.graph_url.rstrip("/")
         parsed = urlparse(root)
-        if parsed.scheme not in ("https", "http") or not parsed.netloc:
-            raise ProviderError(f"account {account.name!r}: microsoft.graph_url {self.conn.graph_url!r} is not a URL")
         self.base = f"{root}/v1.0"
         self.origin = f"{parsed.scheme}://{parsed.netloc}".lower()
         self.retry = retry or RetryPolicy()
-        self.sleep = sleep
+        self.sleep = ctx.sleep
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
         self._http = httpx.Client(
             timeout=httpx.Timeout(self.conn.timeout_seconds),
-            verify=_tls_context(account, self.conn.ca_bundle),
+            verify=_tls_context(ctx.account, conn.ca_bundle),
             follow_redirects=False,
-            headers={"Accept": "application/json", "User-Agent": f"salvage/{__version__}"},
+            headers={"Accept": "application/json", "User-Agent": ctx.http.user_agent},
         )
         self._lock = threading.Lock()
         self.request_count = 0
         self._folders: dict[str, str] = {}
-        self.refs = 0
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -117,7 +111,7 @@ class GraphClient:
                 raise TransientError(f"Microsoft Graph: {what} failed: {type(exc).__name__}: {exc}") from None
             if response.status_code != 401 or retry_auth:
                 break
-            log.info("%s: Graph said 401; refreshing the access token", self.account.name)
+            log.info("%s: Graph said 401; refreshing the access token", self.account)
             self.tokens.invalidate()
         assert response is not None
         return self._check(response, what)
@@ -135,8 +129,8 @@ class GraphClient:
         code, message = _error_of(response)
         detail = f"{code}: {message}" if message else code or f"HTTP {status}"
         if status == 401:
-            raise AuthError(f"account {self.account.name!r}: Microsoft Graph rejected the token ({detail}); "
-                            f"run `salvage auth {self.account.name}`")
+            raise AuthError(f"account {self.account!r}: Microsoft Graph rejected the token ({detail}); "
+                            f"run `salvage auth {self.account}`")
         if status in (429, 503):
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise TransientError(f"Microsoft Graph: {what}: HTTP {status} ({detail})", retry_after=retry_after)
@@ -189,7 +183,7 @@ class GraphClient:
         return self._folders[well_known]
 
 
-def _tls_context(account: AccountConfig, ca_bundle: Path | None) -> ssl.SSLContext | bool:
+def _tls_context(account: str, ca_bundle: Path | None) -> ssl.SSLContext | bool:
     """Trust only ``ca_bundle`` when set (a proxy's or a test CA), else the usual roots."""
     if ca_bundle is None:
         return True
@@ -198,7 +192,7 @@ def _tls_context(account: AccountConfig, ca_bundle: Path | None) -> ssl.SSLConte
             return ssl.create_default_context(capath=str(ca_bundle))
         return ssl.create_default_context(cafile=str(ca_bundle))
     except (OSError, ssl.SSLError) as exc:
-        raise ProviderError(f"account {account.name!r}: microsoft.ca_bundle {ca_bundle}: {exc}") from None
+        raise ProviderError(f"account {account!r}: microsoft.ca_bundle {ca_bundle}: {exc}") from None
 
 
 def _short(url: str) -> str:
@@ -238,31 +232,10 @@ def values_of(page: dict[str, Any]) -> list[dict[str, Any]]:
     return [v for v in values if isinstance(v, dict)]
 
 
-# One client per account, shared by its calendar source and draft store.
-_shared: dict[tuple[str, str], GraphClient] = {}
-_shared_lock = threading.Lock()
-
-
-def _acquire(account: AccountConfig) -> GraphClient:
-    conn = connection(account)
-    key = (account.name, conn.model_dump_json())
-    with _shared_lock:
-        client = _shared.get(key)
-        if client is None:
-            client = _shared[key] = GraphClient(account, conn)
-        client.refs += 1
-        return client
-
-
-def _release(client: GraphClient) -> None:
-    with _shared_lock:
-        client.refs -= 1
-        if client.refs > 0:
-            return
-        for key, value in list(_shared.items()):
-            if value is client:
-                del _shared[key]
-    client.close()
+def client(ctx: ProviderContext) -> GraphClient:
+    """The account's one Graph client, shared by its calendar source and its draft store."""
+    conn = connection(ctx)
+    return ctx.shared("microsoft", lambda: GraphClient(conn, ctx))
 
 
 def text_of(value: Any) -> str:

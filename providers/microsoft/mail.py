@@ -6,18 +6,20 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from daemon.config import AccountConfig, Config
 from daemon.core.model import Event
 from daemon.core.normalize import html_to_text, parse_instant
 from providers.base import (
+    Capabilities,
     DraftFate,
     DraftMessage,
     DraftRef,
+    ProviderContext,
     ProviderError,
     ThreadInfo,
     TransientError,
 )
-from providers.microsoft.client import GraphClient, GraphError, _acquire, _release, text_of, values_of
+from providers.microsoft.client import GraphClient, GraphError, client, text_of, values_of
+from providers.microsoft.settings import MicrosoftDraftsSettings
 from providers.mime import KEY_HEADER, clean_header, fingerprint, graph_recipients, verify_graph_message
 
 log = logging.getLogger("salvage.microsoft")
@@ -66,19 +68,15 @@ def _subject_key(text: str) -> str:
 class GraphDrafts:
     """Outlook drafts through Graph messages, as a :class:`DraftStore`. Never sends."""
 
-    def __init__(self, account: AccountConfig, config: Config, client: GraphClient, *, shared: bool = False) -> None:
-        self.account = account
+    capabilities = Capabilities(threads_replies=True, detects_edits=True, detects_sent=True)
+
+    def __init__(self, client: GraphClient, ctx: ProviderContext) -> None:
+        self.account = ctx.account
         self.client = client
-        addresses = set(config.user.addresses)
-        if account.email:
-            addresses.add(account.email.lower())
-        self.self_addresses = frozenset(addresses)
-        self._shared = shared
+        self.self_addresses = ctx.addresses
 
     def close(self) -> None:
-        if self._shared:
-            self._shared = False
-            _release(self.client)
+        """Nothing of its own to close: the client belongs to the account's context."""
 
     def _message_url(self, message_id: str) -> str:
         return self.client.url(f"/me/messages/{quote(message_id, safe='')}")
@@ -100,7 +98,7 @@ class GraphDrafts:
                 self.client.sleep(self.client.retry.delay(attempt, exc.retry_after))
                 found = self.find_by_key(draft.key)
                 if found is not None:
-                    log.info("%s: draft %s was created despite an error; using it", self.account.name, draft.key[:8])
+                    log.info("%s: draft %s was created despite an error; using it", self.account, draft.key[:8])
                     return DraftRef(found.id, fingerprint(draft.text), draft.thread_id, found.created, found.extra)
                 attempt += 1
 
@@ -115,7 +113,7 @@ class GraphDrafts:
                 if exc.status not in (400, 403, 404):
                     raise
                 log.info("%s: cannot reply to the invitation (%s); creating a new message",
-                         self.account.name, exc.code or exc.status)
+                         self.account, exc.code or exc.status)
         if message is None:
             message = self._post_variants(self.client.url("/me/messages"), [
                 {**_message(draft, headers=True, key_property=True)},
@@ -146,7 +144,7 @@ class GraphDrafts:
                               {"singleValueExtendedProperties": [{"id": KEY_PROPERTY, "value": draft.key}]})
         except GraphError as exc:
             # The draft exists and we hold its id: keep it rather than make a second one.
-            log.warning("%s: could not tag reply draft %s with its key (%s)", self.account.name,
+            log.warning("%s: could not tag reply draft %s with its key (%s)", self.account,
                         draft.key[:8], exc.code or exc.status)
         return message
 
@@ -300,8 +298,6 @@ def _carries_key(item: dict[str, Any], key: str) -> bool:
 # ---- registry factory -------------------------------------------------------------------------
 
 
-def open_drafts(account: AccountConfig, config: Config, *, client: GraphClient | None = None) -> GraphDrafts:
+def open_drafts(settings: MicrosoftDraftsSettings, ctx: ProviderContext) -> GraphDrafts:
     """The Outlook draft store of an account (registered as ``microsoft``)."""
-    if client is not None:
-        return GraphDrafts(account, config, client)
-    return GraphDrafts(account, config, _acquire(account), shared=True)
+    return GraphDrafts(client(ctx), ctx)

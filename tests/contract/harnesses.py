@@ -54,8 +54,6 @@ class CalendarHarness(Protocol):
 class MailboxHarness(Protocol):
     """A draft store under test and the mailbox it writes to; plays the user."""
 
-    detects_sent: bool  # False: a sent draft may be reported as deleted
-
     def store(self) -> DraftStore:
         """The draft store under test (opened through the registry where the provider allows)."""
         ...
@@ -110,8 +108,6 @@ class MemoryCalendarHarness:
 
 
 class MemoryMailboxHarness:
-    detects_sent = True
-
     def __init__(self) -> None:
         self.mailbox = MemoryMailbox()
 
@@ -179,12 +175,10 @@ class IcsHarness:
         self._write()
 
     def source(self) -> CalendarSource:
-        return registry.open_calendar(self.config.accounts[0], self.config)
+        return registry.open_calendar(self.config.accounts[0], registry.context(self.config.accounts[0], self.config))
 
 
 class FolderHarness:
-    detects_sent = True
-
     def __init__(self, tmp: Path) -> None:
         self.path = tmp / "drafts"
         self.config = _config(
@@ -193,7 +187,7 @@ class FolderHarness:
             f"    drafts: {{type: folder, path: {self.path}}}\n")
 
     def store(self) -> DraftStore:
-        return registry.open_drafts(self.config.accounts[0], self.config)
+        return registry.open_drafts(self.config.accounts[0], registry.context(self.config.accounts[0], self.config))
 
     def user_edits(self, ref: DraftRef, text: str) -> None:
         from providers.mime import parse_message
@@ -229,8 +223,6 @@ def _google_when(value: datetime | date) -> dict[str, str]:
 
 
 class GoogleHarness:
-    detects_sent = True
-
     def __init__(self, fake: GoogleFake, tmp: Path) -> None:
         self.fake = fake
         fake.add_client()
@@ -253,10 +245,10 @@ class GoogleHarness:
         self.fake.cancel_event(ME, handle)
 
     def source(self) -> CalendarSource:
-        return registry.open_calendar(self.config.accounts[0], self.config)
+        return registry.open_calendar(self.config.accounts[0], registry.context(self.config.accounts[0], self.config))
 
     def store(self) -> DraftStore:
-        return registry.open_drafts(self.config.accounts[0], self.config)
+        return registry.open_drafts(self.config.accounts[0], registry.context(self.config.accounts[0], self.config))
 
     def user_edits(self, ref: DraftRef, text: str) -> None:
         self.fake.user_edit(ref.id, text)
@@ -280,8 +272,6 @@ class GoogleHarness:
 
 
 class GraphHarness:
-    detects_sent = True
-
     def __init__(self, fake: GraphFake, state: Path) -> None:
         self.fake = fake
         self.config = _config(config_text(fake, state))
@@ -297,10 +287,10 @@ class GraphHarness:
         self.fake.delete_event(handle)
 
     def source(self) -> CalendarSource:
-        return registry.open_calendar(self.config.accounts[0], self.config)
+        return registry.open_calendar(self.config.accounts[0], registry.context(self.config.accounts[0], self.config))
 
     def store(self) -> DraftStore:
-        return registry.open_drafts(self.config.accounts[0], self.config)
+        return registry.open_drafts(self.config.accounts[0], registry.context(self.config.accounts[0], self.config))
 
     def user_edits(self, ref: DraftRef, text: str) -> None:
         self.fake.user_edits(ref.id, text)

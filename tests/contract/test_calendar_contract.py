@@ -8,7 +8,7 @@ from typing import Any
 from harnesses import NOW, ORGANIZER, soon
 
 from daemon.core.model import Event
-from providers.base import CalendarSource, FetchResult, Window
+from providers.base import CalendarSource, Capabilities, FetchResult, Window
 
 WINDOW = Window(NOW - timedelta(days=1), NOW + timedelta(days=30))
 
@@ -31,7 +31,7 @@ def titles(known: dict[str, Event]) -> list[str]:
 def test_it_is_a_calendar_source_and_says_whether_it_is_incremental(calendar: Any) -> None:
     source = calendar.source()
     assert isinstance(source, CalendarSource)
-    assert isinstance(source.incremental, bool)
+    assert isinstance(source.capabilities, Capabilities) and isinstance(source.capabilities.incremental, bool)
 
 
 def test_the_first_fetch_is_complete_aware_and_keeps_all_day_events_apart(calendar: Any) -> None:
@@ -74,8 +74,8 @@ def test_changes_since_the_cursor_reach_the_caller(calendar: Any) -> None:
     calendar.remove(gone)
     calendar.add("Added", soon(4), soon(4) + timedelta(hours=1))
     second = source.fetch(WINDOW, first.cursor)
-    if source.incremental:
-        assert not second.complete or second.unchanged is False  # a delta, or a full answer it chose to give
+    if not source.capabilities.incremental:
+        assert second.complete or second.unchanged  # only an incremental source may answer a delta
     held = apply(held, second)
     assert titles(held) == ["Added", "Kept", "New title"]
     assert kept  # the handle stays valid throughout

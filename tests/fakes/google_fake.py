@@ -1188,3 +1188,28 @@ def config_yaml(fake: GoogleFake, state: Path, *, name: str = "g", calendars: st
     if client_secrets is not None:
         lines.append(f"      client_secrets: {client_secrets}")
     return "\n".join(lines) + "\n" + extra
+
+
+def open_session(config: Any, *, sleep: Any = None, policy: Any = None, account: int = 0) -> Any:
+    """The GoogleSession of ``config.accounts[account]``, with an injected sleep and retry policy."""
+    from providers import registry
+    from providers.google.client import GoogleSession
+    from providers.google.settings import GoogleSettings
+
+    acct = config.accounts[account]
+    ctx = registry.context(acct, config, sleep=sleep if sleep is not None else (lambda seconds: None))
+    return GoogleSession(ctx.connection("google", GoogleSettings), ctx, policy=policy)
+
+
+def open_source(config: Any, *, sleep: Any = None, policy: Any = None) -> Any:
+    """A GoogleCalendarSource for the first account of ``config`` (sleep and policy injected)."""
+    from providers.google.calendar import GoogleCalendarSource
+
+    return GoogleCalendarSource(config.accounts[0].calendar, open_session(config, sleep=sleep, policy=policy))
+
+
+def open_gmail(config: Any, *, sleep: Any = None, policy: Any = None, user_addresses: Any = ()) -> Any:
+    """GmailDrafts for the first account of ``config`` (sleep and policy injected)."""
+    from providers.google.gmail import GmailDrafts
+
+    return GmailDrafts(open_session(config, sleep=sleep, policy=policy), user_addresses=user_addresses)

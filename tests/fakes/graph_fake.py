@@ -1088,9 +1088,27 @@ def config_text(fake: GraphFake, state_dir: Path, *, calendars: Any = None, name
 def sign_in(fake: GraphFake, config_yaml: str, name: str = "work") -> list[str]:
     """Run Salvage's real device-code sign-in against the fake; returns what it printed."""
     from daemon.config import parse_config
+    from providers import registry
     from providers.microsoft.auth import authenticate
 
     config = parse_config(config_yaml)
     lines: list[str] = []
-    authenticate(config.account(name), config, no_browser=True, out=lines.append)
+    account = config.account(name)
+    authenticate(registry.context(account, config), no_browser=True, out=lines.append)
     return lines
+
+
+def open_context(config: Any, *, sleep: Any = None, account: int = 0) -> Any:
+    """The provider context of ``config.accounts[account]`` (sleep injected)."""
+    from providers import registry
+
+    return registry.context(config.accounts[account], config, sleep=sleep if sleep is not None else (lambda s: None))
+
+
+def open_client(config: Any, *, retry: Any = None, sleep: Any = None, account: int = 0) -> Any:
+    """A GraphClient for ``config.accounts[account]`` with an injected retry policy and sleep."""
+    from providers.microsoft.client import GraphClient
+    from providers.microsoft.settings import MicrosoftSettings
+
+    ctx = open_context(config, sleep=sleep, account=account)
+    return GraphClient(ctx.connection("microsoft", MicrosoftSettings), ctx, retry=retry)
