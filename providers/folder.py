@@ -10,8 +10,10 @@ A folder cannot see a mail client, so fates are read from the files:
   with a mail-client rule, to tell Salvage a draft went out);
 - the file is gone → deleted ("no": the draft is never re-created).
 
-Files are written atomically (temporary file + rename) with ordinary 0644 permissions. Symbolic links
-are never followed, so a link in the folder cannot make Salvage read or write elsewhere.
+Drafts are personal mail: files are written atomically (temporary file + rename) with mode 0600, and
+a folder Salvage creates is 0700, whatever the umask. A temporary file a crash left behind is removed
+when the store is opened. Symbolic links are never followed, so a link in the folder cannot make
+Salvage read or write elsewhere.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pydantic import Field
 
 from daemon.config import ProviderSection
 from daemon.core.model import Event, utc_now
+from daemon.paths import private_dir, remove_stale_temp
 from providers.base import (
     Capabilities,
     DraftFate,
@@ -49,6 +52,7 @@ from providers.mime import KEY_HEADER, fingerprint, message_bytes, parse_message
 SENT_DIR = "sent"
 MAX_BYTES = 5 * 1024 * 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.eml$")
+_TEMP = re.compile(r"\.[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.eml\.[0-9a-f]{8}\.tmp")
 
 
 class FolderSettings(ProviderSection):
@@ -81,6 +85,7 @@ class FolderDrafts:
     def __init__(self, path: Path | str, now: Callable[[], datetime] = utc_now) -> None:
         self.path = Path(path)
         self._now = now
+        remove_stale_temp(self.path, _TEMP)  # left by a crash between write and rename
 
     # ---- DraftStore -----------------------------------------------------------------------------
 
@@ -166,7 +171,7 @@ class FolderDrafts:
 
     def _ensure_folder(self) -> None:
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path)
         except OSError as exc:
             raise ProviderError(f"cannot create drafts folder {self.path}: {exc.strerror or exc}") from None
         if not self.path.is_dir():
@@ -179,8 +184,9 @@ class FolderDrafts:
         tmp = self.path / f".{name}.{secrets.token_hex(4)}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         try:
-            fd = os.open(tmp, flags, 0o644)
+            fd = os.open(tmp, flags, 0o600)
             try:
+                os.fchmod(fd, 0o600)  # whatever the umask
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
                     handle.flush()

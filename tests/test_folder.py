@@ -69,9 +69,7 @@ def test_create_writes_an_unsent_message_into_a_new_folder(store: FolderDrafts) 
     assert msg["Subject"] == "Request to reschedule: Technical interview"
     assert msg["Date"].datetime == NOW
     assert plain_body(msg).rstrip("\n") == draft().text.rstrip("\n")
-    umask = os.umask(0o022)
-    os.umask(umask)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644 & ~umask
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # personal mail (see test_privacy)
     assert not [p for p in store.path.iterdir() if p.name.startswith(".")]  # no temp file left behind
 
 

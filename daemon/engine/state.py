@@ -24,6 +24,7 @@ from daemon.core.model import (
     Risk,
 )
 from daemon.engine.codec import event_from_json, event_to_json, instant_from_text, instant_to_text
+from daemon.paths import private_dir, private_file
 from providers.base import DraftRef, FetchResult
 
 MIGRATIONS: tuple[str, ...] = (
@@ -187,6 +188,14 @@ def _bounds(event: Event) -> tuple[str, str]:
     return instant_to_text(start), instant_to_text(end)
 
 
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, IsADirectoryError):
+        return "it is a directory, not a file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or type(exc).__name__
+
+
 class StateStore:
     """Salvage's memory. Open with :meth:`open`; use as a context manager to close."""
 
@@ -204,17 +213,27 @@ class StateStore:
         target = None if str(path) == ":memory:" else Path(path)
         try:
             if target is not None:
-                target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                # Private whoever made the directory and whatever the umask: SQLite gives the -wal
+                # and -shm files the database's own mode, so 0600 here makes all three 0600.
+                private_dir(target.parent)
+                private_file(target)
             conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None,
                                    check_same_thread=check_same_thread)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
+            if target is not None:
+                for suffix in ("-wal", "-shm"):  # left 0644 by an older Salvage
+                    side = target.with_name(target.name + suffix)
+                    if side.exists():
+                        private_file(side)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             store = cls(conn, target)
             store._migrate()
         except sqlite3.DatabaseError as exc:
             raise StateError(f"cannot open state file {path}: {exc}") from None
+        except OSError as exc:
+            raise StateError(f"cannot open state file {path}: {_os_reason(exc)} (check state.path)") from None
         return store
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ can read it directly (its shape is documented in ``docs/service.md``).
 from __future__ import annotations
 
 import json
-import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any
 
 from daemon.config import AccountConfig, Config
 from daemon.engine.state import AccountStatus, StateStore
+from daemon.paths import private_dir, remove_stale_temp, write_private
 from daemon.service.lock import pid_alive
 
 HEALTH_FILE = "health.json"
@@ -30,12 +31,17 @@ def health_path(config: Config) -> Path:
     return config.state_path.parent / HEALTH_FILE
 
 
+_CLEANED: set[Path] = set()
+
+
 def write_health(path: Path, data: dict[str, Any]) -> None:
     """Replace the health file atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    private_dir(path.parent)
+    if path not in _CLEANED:  # once per process: a temp file a crashed writer left behind
+        _CLEANED.add(path)
+        remove_stale_temp(path.parent, re.compile(rf"\.{re.escape(path.name)}\.\d+\.tmp"))
+    # 0600 whoever made the directory: it lists the accounts and their errors.
+    write_private(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def read_health(path: Path) -> dict[str, Any] | None:
