@@ -187,13 +187,39 @@ def check(events: int, env: dict[str, str], work: Path) -> dict[str, Any]:
     result = measure([*salvage_command(), "check", "--format", "json", "--config", str(config),
                       "--now", NOW.isoformat()], env, work)
     floor = measure([sys.executable, "-c", FLOOR_PARSE, str(path)], env, work)
+    same, whole_s, skipping_s = window_identity(config, path)
     try:
         interviews = len(json.loads(result.stdout)["interviews"])
     except (ValueError, KeyError):
         interviews = -1
     return {"events": events, "file_mb": round(path.stat().st_size / 2**20, 1), "status": result.status,
             "interviews": interviews, "sha256": hashlib.sha256(result.stdout).hexdigest()[:16],
-            "check": result.row(), "floor_parse": floor.row(), "ratio_cpu": ratio(result.cpu, floor.cpu)}
+            "check": result.row(), "floor_parse": floor.row(), "ratio_cpu": ratio(result.cpu, floor.cpu),
+            "window_skip_identical": same, "read_whole_cpu_s": round(whole_s, 3),
+            "read_skipping_cpu_s": round(skipping_s, 3)}
+
+
+def window_identity(config_path: Path, path: Path) -> tuple[bool, float, float]:
+    """Read the file through the ics provider twice, parsing it whole and with the outside-window
+    pass, in this process: whether the events and problems are identical, and each read's CPU time."""
+    from daemon.config import load_config
+    from providers import ics_window
+    from providers.base import Window
+    from providers.ics import IcsSource
+
+    config = load_config(config_path)
+    window = Window(NOW - timedelta(days=config.window.past_days), NOW + timedelta(days=config.window.future_days))
+    results, cpu = [], []
+    for min_bytes in (1 << 40, ics_window.MIN_BYTES):
+        saved, ics_window.MIN_BYTES = ics_window.MIN_BYTES, min_bytes
+        try:
+            began = time.process_time()
+            found = IcsSource(config.accounts[0], config).fetch(window, None)
+            cpu.append(time.process_time() - began)
+        finally:
+            ics_window.MIN_BYTES = saved
+        results.append((found.events, found.problems))
+    return results[0] == results[1], cpu[0], cpu[1]
 
 
 def service(accounts: int, poll_minutes: float, seconds: float, env: dict[str, str], work: Path) -> dict[str, Any]:
@@ -297,6 +323,8 @@ def main() -> int:
         print(f"  check, {r['events']} events ({r['file_mb']} MB, exit {r['status']}, {r['interviews']} interviews,"
               f" output {r['sha256']}): {c['cpu_s']} s CPU, {c['max_rss_mb']} MiB | bare parse {f['cpu_s']} s,"
               f" {f['max_rss_mb']} MiB | {r['ratio_cpu']}x")
+        print(f"    ics read in-process: whole file {r['read_whole_cpu_s']} s CPU, skipping one-off events outside"
+              f" the window {r['read_skipping_cpu_s']} s; identical events and problems: {r['window_skip_identical']}")
     if "service" in results:
         r = results["service"]
         print(f"  service, {r['accounts']} accounts every {r['poll_minutes']} min, {r['seconds']} s: "

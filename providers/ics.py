@@ -50,6 +50,7 @@ from providers.base import (
     Window,
     decode_cursor,
 )
+from providers.ics_window import drop_outside
 from providers.retry import RetryPolicy, call_with_retry, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -343,8 +344,16 @@ def _covers(prev: dict[str, Any], window: Window) -> bool:
 # ---- parsing ----------------------------------------------------------------------------------
 
 
-def parse_calendar(data: bytes, window: Window, ctx: _Context) -> tuple[list[Event], list[str]]:
-    """Events of iCalendar ``data`` overlapping ``window``, and notes about what was skipped."""
+def parse_calendar(data: bytes, window: Window, ctx: _Context, *, whole: bool = False) -> tuple[list[Event], list[str]]:
+    """Events of iCalendar ``data`` overlapping ``window``, and notes about what was skipped.
+
+    One-off events that certainly miss the window are dropped before parsing (see
+    :mod:`providers.ics_window`); ``whole`` parses everything, for comparison.
+    """
+    if not whole:
+        data, dropped = drop_outside(data, window)
+        if dropped:
+            log.debug("%s: %d one-off event(s) outside the window not parsed", ctx.label, dropped)
     calendars = _load(data, ctx.label)
     events: list[Event] = []
     problems: list[str] = []
