@@ -203,7 +203,7 @@ def window_identity(config_path: Path, path: Path) -> tuple[bool, float, float]:
     """Read the file through the ics provider twice, parsing it whole and with the outside-window
     pass, in this process: whether the events and problems are identical, and each read's CPU time."""
     from daemon.config import load_config
-    from providers import ics_window
+    from providers import ics_window, registry
     from providers.base import Window
     from providers.ics import IcsSource
 
@@ -214,7 +214,8 @@ def window_identity(config_path: Path, path: Path) -> tuple[bool, float, float]:
         saved, ics_window.MIN_BYTES = ics_window.MIN_BYTES, min_bytes
         try:
             began = time.process_time()
-            found = IcsSource(config.accounts[0], config).fetch(window, None)
+            account = config.accounts[0]
+            found = IcsSource(account.calendar, registry.context(account, config)).fetch(window, None)  # type: ignore[arg-type]
             cpu.append(time.process_time() - began)
         finally:
             ics_window.MIN_BYTES = saved

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.config import parse_config
-from providers import ics_window
+from providers import ics_window, registry
 from providers.base import Window
 from providers.ics import IcsSource
 from providers.ics_window import certainly_outside, drop_outside
@@ -31,7 +31,7 @@ accounts:
     drafts: {{type: folder, path: drafts}}
 """
     config = parse_config(text, Path("/tmp/salvage-test/config.yaml"))
-    return IcsSource(config.accounts[0], config)
+    return IcsSource(config.accounts[0].calendar, registry.context(config.accounts[0], config))  # type: ignore[arg-type]
 
 
 def both_ways(path: Path, window: Window, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
