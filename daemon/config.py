@@ -148,6 +148,13 @@ class MissedConfig(Strict):
     tag: str = Field(
         "missed", description="A word in the event title or categories that marks it missed."
     )
+    lookback_days: int = Field(
+        14, ge=1, le=90,
+        description="How far back `salvage missed` finds interviews; a case with no trouble closes this long after.",
+    )
+    close_after_days: int = Field(
+        7, ge=1, le=60, description="A case whose follow-up apology was sent closes this many days later."
+    )
 
 
 class ClassificationConfig(Strict):
@@ -216,6 +223,11 @@ class NotifyConfig(Strict):
         None,
         description="Command run when you should phone an interviewer; "
         "{message} and {phone} are replaced. Example: [notify-send, Salvage, '{message}'].",
+    )
+    desktop: bool = Field(
+        True,
+        description="Without a command: a desktop notification (notify-send on Linux, osascript on macOS) "
+        "where one is available.",
     )
 
 

@@ -131,3 +131,19 @@ def test_subprocess_is_never_a_shell(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(notify_module.subprocess, "Popen", spy)
     assert notify([sys.executable, "-c", "pass", "{message}"], "a; b", None) is True
     assert seen["shell"] is False and seen["argv"] == [sys.executable, "-c", "pass", "a; b"]
+
+
+def test_the_desktop_notifier_by_platform() -> None:
+    from daemon.service.notify import desktop_command
+
+    def has(*names: str):  # noqa: ANN202 - a tiny shutil.which stand-in
+        return lambda name: f"/usr/bin/{name}" if name in names else None
+
+    linux = desktop_command("linux", has("notify-send"))
+    assert linux is not None and linux[0] == "notify-send" and linux[-1] == "{message}"
+    assert desktop_command("linux", has()) is None
+    mac = desktop_command("darwin", has("osascript"))
+    # the message is an argument to a fixed script, never part of the script text
+    assert mac is not None and mac[0] == "osascript" and mac[-1] == "{message}"
+    assert all("{message}" not in part for part in mac[:-1])
+    assert desktop_command("darwin", has()) is None and desktop_command("win32", has("notify-send")) is None

@@ -215,10 +215,16 @@ def test_missed_without_a_phone_number_still_says_call_first() -> None:
     assert "first" in action.notes[0] and "none was found" in action.notes[0]
 
 
-def test_after_the_follow_up_time_a_follow_up_instead() -> None:
+def test_a_miss_noticed_late_still_gets_the_missed_draft_first() -> None:
+    # 21 h after the start, first noticed now (a laptop that slept): the first contact is the apology,
+    # never a follow-up "apologising once more"; the follow-up is timed from when the miss was noticed.
     events, now = missed_world(21)
     (action,) = run(events, now=now)
-    assert action.kind is ActionKind.FOLLOW_UP and not action.call_first and action.slots
+    assert action.kind is ActionKind.MISSED and action.call_first and action.slots and action.case.follows_miss
+    made = PriorDraft("iv", ActionKind.MISSED, DraftState.UNTOUCHED, now, events[0].start, "priya@hooli.example")  # type: ignore[arg-type]
+    later = now + timedelta(hours=20)
+    (follow,) = run(events, now=later, context=PlanContext(prior=(made,), missed_at={"iv": now}))
+    assert follow.kind is ActionKind.FOLLOW_UP and not follow.call_first and not follow.case.apology_sent
 
 
 def test_follow_up_waits_for_the_missed_draft_to_age() -> None:
@@ -243,7 +249,8 @@ def test_deleted_or_sent_drafts_are_not_proposed_again() -> None:
     result = plan_result(events, classified(events, LONDON), detect(events, classified(events, LONDON), LONDON, now),
                          LONDON, now, PlanContext(prior=(deleted,)))
     assert result.actions == []
-    assert result.skipped[0].kind is ActionKind.FOLLOW_UP and "deleted" in result.skipped[0].why
+    # deleting the last draft of a missed interview closes its case: nothing more is drafted for it
+    assert result.cases["iv"].phase.value == "closed" and "deleted" in result.cases["iv"].close_reason
     iv = interview(TOMORROW, key="iv")
     sent = PriorDraft("iv", ActionKind.RESCHEDULE, DraftState.SENT, NOW - timedelta(hours=1), TOMORROW, RECRUITER)
     assert run([iv, meeting(TOMORROW, key="m")], context=PlanContext(prior=(sent,))) == []

@@ -16,6 +16,7 @@ from daemon.config import REASONS, TIME_ZONE_REASON, Config, parse_config
 from daemon.core.model import (
     Action,
     ActionKind,
+    CaseFacts,
     Event,
     Person,
     Risk,
@@ -186,14 +187,34 @@ def test_etiquette_of_each_kind(html_renderer: Renderer) -> None:
     assert "very interested in the role" in missed
     assert "call" not in missed.lower() and "+1 212 555 0100" not in missed  # the call-first note is the user's
 
-    follow = r.render(action(ActionKind.FOLLOW_UP), interview(), now=START + timedelta(days=1)).text
+    follow = r.render(action(ActionKind.FOLLOW_UP, case=CaseFacts(follows_miss=True, apology_sent=True)), interview(),
+                      now=START + timedelta(days=1)).text
     assert "apologise once more for missing our interview" in follow
     assert "inconvenience" in follow and "reschedule" in follow and "Thank you" in follow
+    # no apology was sent yet: not "once more"
+    first = r.render(action(ActionKind.FOLLOW_UP, case=CaseFacts(follows_miss=True)), interview(),
+                     now=START + timedelta(days=1)).text
+    assert "apologise for missing our interview" in first and "once more" not in first
+    # rebooked meanwhile: it confirms the new time, offers no slots and does not ask "if we have not agreed"
+    new_time = START + timedelta(days=3)
+    rebooked = CaseFacts(follows_miss=True, apology_sent=True, rebooked=Slot(new_time, new_time + timedelta(hours=1)))
+    fitted = r.render(action(ActionKind.FOLLOW_UP, slots=(), case=rebooked), interview(), now=START + timedelta(days=1))
+    for part in (fitted.text, text_of_html(fitted.html or "")):
+        assert "Thank you for agreeing to a new time, Friday 13 March, 10:00–11:00 EDT" in part
+        assert "If we have not already agreed" not in part and "any of these times" not in part
 
     moved = interview(start=START + timedelta(days=7), end=START + timedelta(days=7, hours=1))
     thanks = r.render(action(ActionKind.THANK_YOU, moved), moved, now=NOW).text
     assert "confirm the new time: Tuesday 17 March, 10:00–11:00 EDT (14:00–15:00 GMT for me)" in thanks
-    assert "flexibility and understanding" in thanks and "look forward" in thanks
+    assert "flexibility and understanding" in thanks and "look forward" in thanks and "missing" not in thanks
+    before = Slot(START, START + timedelta(hours=1))
+    after_miss = r.render(action(ActionKind.THANK_YOU, moved, case=CaseFacts(follows_miss=True, apology_sent=True,
+                                                                            original=before)), moved, now=NOW).text
+    assert "Once again, I am sorry for missing our original interview." in after_miss
+    unsent = r.render(action(ActionKind.THANK_YOU, moved, case=CaseFacts(follows_miss=True, original=before)), moved,
+                      now=NOW).text
+    assert "I am sorry for missing our original interview on Tuesday 10 March, 10:00–11:00 EDT" in unsent
+    assert "Once again" not in unsent
 
     join = r.render(action(ActionKind.JOIN_INFO), interview(), now=NOW).text
     assert "looking forward to our interview on Tuesday 10 March" in join

@@ -85,6 +85,7 @@ class World:
         self.calendars = {name: MemoryCalendar() for name in ("work", "home", "old", "new")}
         self.mailboxes = {name: MemoryMailbox() for name in ("work", "home", "old", "new")}
         self.notified: list[tuple[list[str], str, str | None]] = []
+        self.desktop: list[str] | None = None  # the desktop notifier this machine has (none)
         self.services: list[Service] = []
 
     def engine(self, config: Config, store: StateStore) -> Engine:
@@ -98,7 +99,7 @@ class World:
     def service(self, *, start: bool = True, clock: Clock | None = None) -> Service:
         """A service over this world, its jobs built on a paused scheduler."""
         svc = Service(self.config, self.store, config_path=self.config_path, clock=clock or self.clock,
-                      engine_factory=self.engine, notifier=self.notify)
+                      engine_factory=self.engine, notifier=self.notify, desktop=lambda: self.desktop)
         self.services.append(svc)
         if start:
             svc.start(paused=True)
@@ -263,6 +264,25 @@ def test_no_notify_command_means_only_the_draft_and_the_log(world: World, caplog
     assert [d.subject for d in world.mailboxes["work"].drafts.values()]
     assert world.notified == []
     assert any(PHONE in r.getMessage() for r in caplog.records if r.name == "salvage.service")
+
+
+def test_without_a_command_the_desktop_notifier_says_whom_to_call_and_what_to_say(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.config = world.config.model_copy(update={"notify": world.config.notify.model_copy(update={"command": None})})
+    world.desktop = ["notify-send", "--urgency=critical", "Salvage: call first", "{message}"]
+    world.calendars["work"].events = clash(NOW - timedelta(minutes=15), phone=True)
+    world.service()._poll_job("work")
+    ((command, message, phone),) = world.notified
+    assert command == world.desktop and phone == PHONE
+    assert PHONE in message and 'Say: "Hello, this is Alex Morgan. I am so sorry I missed our interview at' in message
+    assert "Are you still free now, or could we reschedule?" in message
+    # turned off: nothing but the log
+    world.notified.clear()
+    world.config = world.config.model_copy(update={"notify": world.config.notify.model_copy(update={"desktop": False})})
+    world.calendars["work"].events = clash(NOW - timedelta(minutes=14), phone=True, key="iv2")
+    world.service()._poll_job("work")
+    assert world.notified == []
 
 
 def test_follow_up_job_is_planned_from_the_missed_draft(world: World) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from daemon.core.model import ActionKind, DraftState, Event, EventType, Response, ShowAs, person
 from daemon.engine.codec import event_from_json, event_to_json
-from daemon.engine.state import DraftRecord, StateError, StateStore
+from daemon.engine.state import MIGRATIONS, DraftRecord, StateError, StateStore
 from providers.base import DraftRef, FetchResult
 
 UTC = timezone.utc
@@ -87,7 +87,7 @@ def test_state_survives_reopen_and_refuses_newer_schema(tmp_path: Path) -> None:
     with StateStore.open(path) as store:
         status = store.account_status("acc")
         assert status is not None and status.needs_auth and status.error == "boom"
-        assert store.schema_version == 1
+        assert store.schema_version == len(MIGRATIONS)
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version=99")
     conn.close()

@@ -283,6 +283,8 @@ class CaseFacts:
     rebooked: Slot | None = None  # the new time both sides agreed on, when known
     agreed: bool | None = None  # did they agree to meet again? None: not known
     previous_requests: int = 0  # reschedule requests already sent for this interview
+    prior_contact: bool = False  # some draft of this case was already sent (the user has written before)
+    original: Slot | None = None  # the interview's time when the trouble began, when it has moved since
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +357,68 @@ class PriorDraft:
     event_start: datetime | None = None
     organizer_email: str | None = None
     series_key: str | None = None
+    slots: tuple[Slot, ...] = ()  # the times this draft offered
+    updated: datetime | None = None  # when its fate (e.g. sent) was last seen to change
+
+
+class Phase(str, Enum):
+    """Where an interview's story stands (see README, "Case lifecycle")."""
+
+    SCHEDULED = "scheduled"  # nothing wrong (yet)
+    AT_RISK = "at_risk"
+    RESCHEDULE_REQUESTED = "reschedule_requested"
+    MISSED = "missed"
+    FOLLOWED_UP = "followed_up"
+    REBOOKED = "rebooked"
+    CLOSED = "closed"
+
+
+# Phases the user is told about in `check` / `status` (a plain scheduled interview is not a "case").
+ACTIVE_PHASES = (Phase.AT_RISK, Phase.RESCHEDULE_REQUESTED, Phase.MISSED, Phase.FOLLOWED_UP, Phase.REBOOKED)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One interview's story, kept by the state store beyond the calendar's read window.
+
+    ``event`` is the interview as last seen. The instants are facts the phase is derived from:
+    ``missed_at`` when the miss was first detected or declared (wall time; the follow-up is timed from
+    it), ``requested_at`` when a reschedule request first stood, ``rebooked_key``/``rebooked_start``
+    the interview that replaced this one (the same key when it was moved), ``rebooks`` the case this
+    interview replaces.
+    """
+
+    key: str
+    account: str
+    event: Event
+    opened: datetime
+    seen: datetime
+    phase: Phase = Phase.SCHEDULED
+    booked_start: datetime | None = None
+    requested_at: datetime | None = None
+    missed_at: datetime | None = None
+    rebooked_key: str | None = None
+    rebooked_start: datetime | None = None
+    rebooks: str | None = None
+    closed_at: datetime | None = None
+    close_reason: str = ""
+    gone: bool = False  # removed or cancelled while in view (not merely scrolled out of the window)
+    user_missed: bool = False  # the user said so (`salvage missed`)
+    reason: str | None = None  # the user's reason, if given
+
+    @property
+    def open(self) -> bool:
+        return self.phase is not Phase.CLOSED
+
+
+@dataclass(frozen=True, slots=True)
+class Wakeup:
+    """A moment the plan changes by itself (a missed check, a follow-up falling due): the service's timers."""
+
+    when: datetime
+    account: str
+    occurrence_key: str
+    what: str  # "missed check" | "follow-up"
 
 
 @dataclass(frozen=True)
@@ -365,3 +429,5 @@ class PlanContext:
     marked_missed: frozenset[str] = frozenset()  # occurrence keys the user declared missed
     reasons: dict[str, str] = field(default_factory=dict)  # occurrence key -> reason override
     missed_at: dict[str, datetime] = field(default_factory=dict)  # when a miss was first detected
+    cases: tuple[Case, ...] = ()  # every case the state store keeps (open and closed)
+    window: tuple[datetime, datetime] | None = None  # the read window the events come from

@@ -9,29 +9,33 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from daemon.config import TIME_ZONE_REASON, Config
 from daemon.core.advice import clash_advice
+from daemon.core.cases import LIVE, advance, followup_due, sent
 from daemon.core.classify import is_person, self_addresses
 from daemon.core.detect import KIND_ORDER, SEVERITY_ORDER, reschedule_first, title_text
 from daemon.core.mode import interview_mode
 from daemon.core.model import (
     Action,
     ActionKind,
+    Case,
     CaseFacts,
     Classification,
     DraftState,
     Event,
     Mode,
     Person,
+    Phase,
     PlanContext,
     PriorDraft,
     Risk,
     RiskKind,
     Severity,
     Slot,
+    Wakeup,
     ensure_aware,
 )
 from daemon.core.normalize import find_phones, zone, zone_name
@@ -68,10 +72,13 @@ class Skipped:
 
 @dataclass
 class PlanResult:
-    """The plan, plus the actions left out (e.g. nobody to write to)."""
+    """The plan, the actions left out (e.g. nobody to write to), the cases brought up to date, and the
+    moments the plan will change by itself (the service's timers)."""
 
     actions: list[Action] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    cases: dict[str, Case] = field(default_factory=dict)
+    wakeups: list[Wakeup] = field(default_factory=list)
 
 
 def plan(
@@ -193,6 +200,7 @@ class _Planner:
         self.now = now.astimezone(UTC)  # elapsed-time arithmetic must not follow a zone's wall clock
         self.context = context
         self.tz = config.user.zone
+        self.result = PlanResult()
         self.events: dict[str, Event] = {}
         for event in events:
             key = event.occurrence_key
@@ -202,22 +210,46 @@ class _Planner:
         self.interviews = {
             k for k, e in self.events.items() if (c := classifications.get(k)) is not None and c.is_interview
         }
+        self.cases = advance(context.cases, list(self.events.values()), classifications, risks, context.prior,
+                             config, now, marked=context.marked_missed, detected_at=context.missed_at,
+                             window=context.window)
+        self.result.cases = self.cases
+        # A missed interview's story goes on after it left the calendar or was cancelled: plan from the case.
+        for key, case in self.cases.items():
+            if case.phase in (Phase.MISSED, Phase.FOLLOWED_UP, Phase.REBOOKED) and key not in self.interviews:
+                self.events[key] = case.event
+                self.interviews.add(key)
+        # Old interviews a rebooking replaced, and closed cases, call for nothing (nor does a clash with them).
+        self.settled = {k for k, c in self.cases.items()
+                        if c.phase is Phase.CLOSED or (c.phase is Phase.REBOOKED and c.rebooked_key != k)}
         self.risks: dict[str, list[Risk]] = {}
         for risk in risks:
-            if risk.occurrence_key in self.interviews:
+            if risk.occurrence_key in self.interviews and risk.occurrence_key not in self.settled and not (
+                risk.kind is RiskKind.INTERVIEW_CLASH and risk.other_key in self.settled
+            ):
                 self.risks.setdefault(risk.occurrence_key, []).append(risk)
         for found in self.risks.values():
             found.sort(key=lambda r: (KIND_ORDER[r.kind], SEVERITY_ORDER[r.severity], r.other_key or "", r.evidence))
         self.finder = SlotFinder(list(self.events.values()), config)
-        self.result = PlanResult()
         self.planned: set[tuple[str, ActionKind]] = set()
         # The prior drafts indexed two ways, so that planning stays linear in calendar and history.
         self.prior: dict[str, list[PriorDraft]] = {}
-        self.prior_by_organizer: dict[str, list[PriorDraft]] = {}
         for p in sorted(context.prior, key=lambda p: (p.created.astimezone(UTC), p.occurrence_key, p.kind.value)):
             self.prior.setdefault(p.occurrence_key, []).append(p)
-            if p.kind in (ActionKind.RESCHEDULE, ActionKind.MISSED) and p.organizer_email:
-                self.prior_by_organizer.setdefault(p.organizer_email.casefold(), []).append(p)
+        # Times offered in a live or sent draft stay promised while that case stands and the time is ahead.
+        self.held: dict[str, list[Slot]] = {}
+        for p in context.prior:
+            owner = self.cases.get(p.occurrence_key)
+            if not p.slots or p.state not in (*LIVE, DraftState.SENT):
+                continue
+            if owner is not None and owner.phase in (Phase.CLOSED, Phase.REBOOKED):
+                continue
+            for slot in p.slots:
+                if slot.end.astimezone(UTC) > self.now and slot not in self.held.get(p.occurrence_key, ()):
+                    self.held.setdefault(p.occurrence_key, []).append(slot)
+        for offered in self.held.values():
+            offered.sort(key=lambda s: s.start.astimezone(UTC))
+            self.finder.reserve(offered)
 
     def _rank(self, event: Event) -> tuple[datetime, datetime, str, str, str]:
         """The copy of an occurrence that counts: the same order as the classifier's and detector's."""
@@ -233,11 +265,12 @@ class _Planner:
     def run(self) -> PlanResult:
         # Slots offered in one draft are not offered again, so the most urgent drafts choose first:
         # missed interviews, then reschedules by how soon the interview is.
-        by_start = sorted(self.risks, key=lambda k: (_start(self.events[k], self.tz), k))
-        for key in by_start:
-            missed = [r for r in self.risks[key] if r.kind is RiskKind.MISSED]
-            if missed:
-                self._missed(self.events[key], missed[0])
+        missed_now = {k for k, found in self.risks.items() if any(r.kind is RiskKind.MISSED for r in found)}
+        missed_now |= {k for k, c in self.cases.items() if c.phase in (Phase.MISSED, Phase.FOLLOWED_UP)}
+        for key in sorted(missed_now - self.settled, key=lambda k: (_start(self.events[k], self.tz), k)):
+            if self.cases.get(key) is None or self.cases[key].phase is not Phase.REBOOKED:
+                found = [r for r in self.risks.get(key, ()) if r.kind is RiskKind.MISSED]
+                self._missed(self.events[key], found[0] if found else None)
         movers = self._movers()
         for key in sorted(movers, key=lambda k: (_start(self.events[k], self.tz), k)):
             self._reschedule(self.events[key], movers[key])
@@ -249,10 +282,61 @@ class _Planner:
                           [f"no_join_info ({join[0].severity.value}): {join[0].evidence}",
                            "asking the organizer for the link, dial-in or address"])
         self._thank_yous(set(movers))
+        self._fit_to_rebooking()
         self.result.actions.sort(
             key=lambda a: (_start(self.events[a.occurrence_key], self.tz), a.occurrence_key, ACTION_ORDER[a.kind])
         )
+        self._wakeups()
         return self.result
+
+    def _wakeups(self) -> None:
+        """When this plan changes by itself: each interview's missed check, each miss's follow-up."""
+        grace = timedelta(minutes=self.config.missed.grace_minutes)
+        out: list[Wakeup] = []
+        for key in sorted(self.interviews - self.settled):
+            event = self.events[key]
+            if event.all_day or not event.user_attends:
+                continue
+            when = _start(event, self.tz) + grace
+            if when > self.now:
+                out.append(Wakeup(when, event.account, key, "missed check"))
+        for key, case in sorted(self.cases.items()):
+            due = followup_due(case, self.config)
+            if case.phase is Phase.MISSED and due is not None and due > self.now:
+                out.append(Wakeup(due, case.account, key, "follow-up"))
+        self.result.wakeups = sorted(out, key=lambda w: (w.when, w.occurrence_key, w.what))
+
+    def _case_facts(self, key: str, given: CaseFacts | None = None) -> CaseFacts:
+        """What the wording needs to know about an interview's story (the case this draft belongs to)."""
+        facts = given or CaseFacts()
+        case = self.cases.get(key)
+        if case is None:
+            return facts
+        if case.rebooks is not None and case.rebooks in self.cases:  # a new invitation: tell the old story
+            old = self._case_facts(case.rebooks, facts)
+            return replace(old, rebooked=self._slot_of(case.event, _start(case.event, self.tz)))
+        drafts = self.prior.get(key, [])
+        start = _start(self.events[key], self.tz) if key in self.events else None
+        original = case.booked_start.astimezone(UTC) if case.booked_start is not None else None
+        return replace(
+            facts,
+            follows_miss=case.missed_at is not None or facts.follows_miss,
+            apology_sent=bool(sent(drafts, ActionKind.MISSED, ActionKind.FOLLOW_UP)),
+            prior_contact=bool(sent(drafts)),
+            previous_requests=len(sent(drafts, ActionKind.RESCHEDULE)),
+            original=self._slot_of(case.event, original) if original is not None and original != start else None,
+            rebooked=self._slot_of(case.event, case.rebooked_start) if case.rebooked_start is not None else None,
+            agreed=True if case.rebooked_start is not None else facts.agreed,
+        )
+
+    def _slot_of(self, event: Event, start: datetime) -> Slot:
+        """The interview's own length at ``start``."""
+        start = start.astimezone(UTC)
+        if event.all_day:
+            return Slot(start, start + DEFAULT_DURATION)
+        begin, end = event.span(self.tz)
+        length = end.astimezone(UTC) - begin.astimezone(UTC)
+        return Slot(start, start + (length if length > timedelta(0) else DEFAULT_DURATION))
 
     def _movers(self) -> dict[str, list[str]]:
         """Interviews to reschedule, each with the lines explaining why."""
@@ -308,7 +392,16 @@ class _Planner:
         return "both were booked and start together; this one is moved (a stable choice); the other is left alone"
 
     def _slots(self, event: Event) -> tuple[Slot, ...]:
-        """Free slots for one draft; they are then held back from every later draft of this plan."""
+        """Free slots for one draft; they are then held back from every later draft of this plan.
+
+        Times this case already offered (in a live or sent draft) and still ahead are offered again
+        first, so a standing offer stays the same offer; new times only top it up.
+        """
+        wanted = self.config.slots.count
+        earliest = self.now + timedelta(hours=self.config.slots.min_notice_hours)
+        own = [s for s in self.held.get(event.occurrence_key, ()) if s.start.astimezone(UTC) >= earliest][:wanted]
+        if len(own) >= wanted:
+            return tuple(own)
         theirs = recipient_timezone(event, self.config, _start(event, self.tz))
         horizon = self.config.slots.horizon_days
         slots: tuple[Slot, ...] = ()
@@ -318,16 +411,17 @@ class _Planner:
                 self.finder.find(
                     self.now,
                     _duration(event, self.config, self.tz),
+                    count=wanted - len(own),
                     ignore={event.occurrence_key},
                     their_zone=zone(theirs) if theirs else None,
                     horizon_days=days,
                     travel=interview_mode(event) is Mode.ONSITE,
                 )
             )
-            if len(slots) >= self.config.slots.count:
+            if len(slots) >= wanted - len(own):
                 break
         self.finder.reserve(slots)
-        return slots
+        return (*own, *slots)
 
     def _slot_line(self, event: Event, slots: tuple[Slot, ...]) -> str:
         if not slots:
@@ -395,23 +489,24 @@ class _Planner:
             return event.organizer.display
         return people[0].display if people else "the organizer"
 
-    def _missed(self, event: Event, risk: Risk) -> None:
+    def _missed(self, event: Event, risk: Risk | None) -> None:
         key = event.occurrence_key
-        start = _start(event, self.tz)
+        case = self.cases.get(key)
         wait = timedelta(hours=self.config.missed.followup_after_hours)
-        prior = [p for p in self.prior.get(key, ()) if p.kind is ActionKind.MISSED]
-        if prior:
-            since = min(p.created.astimezone(UTC) for p in prior)
-            follow = self.now >= since + wait
-            timing = f"the missed-interview draft was made {_hours(self.now - since)} ago"
+        drafts = self.prior.get(key, [])
+        made = [p for p in drafts if p.kind is ActionKind.MISSED]
+        since = case.missed_at.astimezone(UTC) if case is not None and case.missed_at is not None else self.now
+        # The first contact after a miss is always the missed-interview apology, however late it is
+        # noticed (a laptop that slept through it, a miss recorded days later); the follow-up comes
+        # `followup_after_hours` after the miss was noticed, and only after that first draft.
+        follow = bool(made) and self.now >= since + wait
+        timing = f"the miss was noticed {_hours(self.now - since)} ago"
+        if risk is not None:
+            evidence = f"missed ({risk.severity.value}): {risk.evidence.removeprefix('missed: ')}"
         else:
-            follow = self.now >= start + wait
-            timing = f"it started {_hours(self.now - start)} ago"
-        evidence = f"missed ({risk.severity.value}): {risk.evidence.removeprefix('missed: ')}"
+            evidence = "missed: recorded in this interview's case"
         if follow:
-            deleted = any(
-                p.kind is ActionKind.FOLLOW_UP and p.state is DraftState.DELETED for p in self.prior.get(key, ())
-            )
+            deleted = any(p.kind is ActionKind.FOLLOW_UP and p.state is DraftState.DELETED for p in drafts)
             if deleted:
                 self.result.skipped.append(Skipped(key, ActionKind.FOLLOW_UP, "you deleted the follow-up draft"))
                 return
@@ -421,8 +516,8 @@ class _Planner:
                 f"{timing}: time for the follow-up apology, whether or not you have spoken since",
                 self._slot_line(event, slots),
             ]
-            facts = CaseFacts(follows_miss=True, apology_sent=any(p.state is DraftState.SENT for p in prior))
-            self._add(event, ActionKind.FOLLOW_UP, (RiskKind.MISSED,), lines, slots=slots, case=facts, advise=True)
+            self._add(event, ActionKind.FOLLOW_UP, (RiskKind.MISSED,), lines, slots=slots,
+                      case=CaseFacts(follows_miss=True), advise=True)
             return
         phone = phone_for(event)
         who = self._who(event)
@@ -435,51 +530,41 @@ class _Planner:
                   notes=(note,), case=CaseFacts(follows_miss=True), advise=True)
 
     def _thank_yous(self, movers: set[str]) -> None:
-        for key in sorted(self.interviews):
-            event = self.events[key]
-            if key in movers or not event.user_attends or _start(event, self.tz) <= self.now:
+        """A thank-you confirming the new time of each rebooked case (and any thank-you already drafted)."""
+        targets: dict[str, str] = {}
+        for key, case in sorted(self.cases.items()):
+            if case.phase is Phase.REBOOKED and case.rebooked_key:
+                targets.setdefault(case.rebooked_key, key)
+        for key in sorted(self.prior):
+            if any(p.kind is ActionKind.THANK_YOU and p.state in LIVE for p in self.prior[key]):
+                targets.setdefault(key, key)
+        for key, old in sorted(targets.items()):
+            event = self.events.get(key)
+            if event is None or key not in self.interviews or key in movers or key in self.settled:
                 continue
-            why = self._thank_you_reason(event)
-            if why is not None:
-                facts = CaseFacts(follows_miss=self._follows_miss(event))
-                self._add(event, ActionKind.THANK_YOU, (), [why, "thanking them for their flexibility"], case=facts)
-
-    def _follows_miss(self, event: Event) -> bool:
-        """This interview's organizer was last written to about a missed interview."""
-        mine = [p for p in self.prior.get(event.occurrence_key, ()) if p.kind in (ActionKind.RESCHEDULE, ActionKind.MISSED)]
-        organizer = event.organizer.email.casefold() if event.organizer and event.organizer.email else ""
-        pool = mine or list(self.prior_by_organizer.get(organizer, ()))
-        pool = [p for p in pool if p.state not in (DraftState.PENDING, DraftState.WITHDRAWN)]
-        return bool(pool) and pool[-1].kind is ActionKind.MISSED
-
-    def _thank_you_reason(self, event: Event) -> str | None:
-        key = event.occurrence_key
-        organizer = event.organizer.email.casefold() if event.organizer and event.organizer.email else ""
-        for p in self.prior.get(key, ()):
-            if p.kind is ActionKind.THANK_YOU and p.state is not DraftState.WITHDRAWN:
-                return "a thank-you for this new time was already drafted"
-        if not organizer:
-            return None
-        start = _utc(event.start)
-        appeared = _utc(event.created or event.updated)
-        for p in self.prior_by_organizer.get(organizer, ()):
-            if p.state in (DraftState.PENDING, DraftState.WITHDRAWN):
+            if not event.user_attends or _start(event, self.tz) <= self.now:
                 continue
-            what = "reschedule request" if p.kind is ActionKind.RESCHEDULE else "missed-interview email"
-            if p.occurrence_key == key:
-                if start is not None and p.event_start is not None and start != _utc(p.event_start):
-                    return f"the interview moved after your {what} ({p.state.value}) to its organizer"
-            elif appeared is not None and appeared > p.created.astimezone(UTC) and self._gone(p):
-                return f"a new interview from the same organizer appeared after your {what} ({p.state.value})"
-        return None
+            linked = self.cases.get(old)
+            if linked is None or linked.rebooked_key != key:
+                why = "a thank-you for this new time was already drafted"
+            elif old == key:
+                why = f"the interview moved after your {self._trouble(linked)}"
+            else:
+                why = f"a new invitation from the same organizer or company came after your {self._trouble(linked)}"
+            self._add(event, ActionKind.THANK_YOU, (), [why, "thanking them for their flexibility"])
 
-    def _gone(self, prior: PriorDraft) -> bool:
-        """The interview a prior draft was about is no longer where it was (moved, cancelled, removed)."""
-        old = self.events.get(prior.occurrence_key)
-        if old is None or not old.user_attends or prior.occurrence_key not in self.interviews:
-            return True
-        start = _utc(old.start)
-        return prior.event_start is not None and start is not None and start != _utc(prior.event_start)
+    def _trouble(self, case: Case) -> str:
+        return "missed interview" if case.missed_at is not None else "reschedule request"
+
+    def _fit_to_rebooking(self) -> None:
+        """An untouched follow-up of a rebooked case is updated to the new time (no slots); kept, not withdrawn."""
+        for key, case in sorted(self.cases.items()):
+            if case.phase is not Phase.REBOOKED or key not in self.events:
+                continue
+            live = [p for p in self.prior.get(key, ()) if p.kind is ActionKind.FOLLOW_UP and p.state in LIVE]
+            if live:
+                self._add(self.events[key], ActionKind.FOLLOW_UP, (RiskKind.MISSED,),
+                          ["the interview was rebooked: the follow-up now confirms the new time, with no slots"])
 
     def _set_up_elsewhere(self, event: Event) -> str | None:
         """The event's own zone when its clock there differs from the user's at its start."""
@@ -565,7 +650,7 @@ class _Planner:
                 mode=interview_mode(event),
                 probable=probable if reason == TIME_ZONE_REASON else None,
                 hours_overlap=self._hours_overlap(event),
-                case=case or CaseFacts(),
+                case=self._case_facts(key, case),
             )
         )
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 
 from daemon.config import AccountConfig, Config
+from daemon.core.cases import advance
 from daemon.core.classify import classify_all
 from daemon.core.detect import detect
-from daemon.core.model import Action, Classification, DraftState, Event, Risk
+from daemon.core.model import Action, Case, Classification, DraftState, Event, PlanContext, Risk, Wakeup
 from daemon.core.plan import Skipped, plan_result
 from daemon.core.text import one_line
 from daemon.engine.gcpause import gc_paused
@@ -60,6 +61,9 @@ class Evaluation:
     risks: tuple[Risk, ...]
     actions: tuple[Action, ...]
     skipped: tuple[Skipped, ...] = ()
+    cases: dict[str, Case] = field(default_factory=dict)  # every case, brought up to date
+    wakeups: tuple[Wakeup, ...] = ()  # when the plan changes by itself (the service's timers)
+    window: tuple[datetime, datetime] | None = None
 
     @property
     def interviews(self) -> list[Event]:
@@ -70,6 +74,13 @@ class Evaluation:
 
     def actions_for(self, occurrence_key: str) -> list[Action]:
         return [a for a in self.actions if a.occurrence_key == occurrence_key]
+
+    def event_for(self, occurrence_key: str) -> Event | None:
+        """The event in view, else the interview as its case last saw it."""
+        found = self.by_key.get(occurrence_key)
+        if found is None and occurrence_key in self.cases:
+            return self.cases[occurrence_key].event
+        return found
 
 
 _NO = Classification(occurrence_key="", is_interview=False, score=0.0, reasons=())
@@ -242,13 +253,28 @@ class Engine:
         ):
             by_key.setdefault(event.occurrence_key, event)  # the same invitation on two calendars
         events = tuple(sorted(by_key.values(), key=lambda e: (e.span(self.config.user.zone)[0], e.occurrence_key)))
-        context = self.store.plan_context()
+        context = self._context(window)
         with gc_paused():
             classifications = classify_all(events, self.config)
             risks = detect(events, classifications, self.config, now, marked_missed=context.marked_missed)
-            planned = plan_result(events, classifications, risks, self.config, now, context)
-        return Evaluation(now, events, by_key, classifications, tuple(risks), tuple(planned.actions),
-                          tuple(planned.skipped))
+            result = plan_result(events, classifications, risks, self.config, now, context)
+        return Evaluation(now, events, by_key, classifications, tuple(risks), tuple(result.actions),
+                          tuple(result.skipped), result.cases, tuple(result.wakeups), context.window)
+
+    def _context(self, window: Window) -> PlanContext:
+        """The planner's view of the past: drafts, the user's statements, the cases of enabled accounts."""
+        context = self.store.plan_context()
+        enabled = {a.name for a in self.accounts()}
+        return replace(context, cases=tuple(c for c in context.cases if c.account in enabled),
+                       window=(window.start, window.end))
+
+    def track(self, evaluation: Evaluation, now: datetime) -> None:
+        """Save the cases, brought up to date once more with the drafts' fates seen in this pass."""
+        context = self._context(self.window(now))
+        cases = advance(evaluation.cases.values(), evaluation.events, evaluation.classifications,
+                        evaluation.risks, context.prior, self.config, now, marked=context.marked_missed,
+                        detected_at=context.missed_at, window=context.window)
+        self.store.save_cases(cases.values(), now)
 
     # ---- drafts ---------------------------------------------------------------------------------
 
@@ -298,7 +324,8 @@ class Engine:
             return Outcome(key, account, occurrence, kind, "failed", f"{type(exc).__name__}: {exc}")
 
     def _realise(self, action: Action, evaluation: Evaluation, now: datetime, dry_run: bool) -> Outcome:
-        event = evaluation.by_key[action.occurrence_key]
+        event = evaluation.event_for(action.occurrence_key)
+        assert event is not None, "the planner plans only for events it was given or cases it keeps"
         account = self.config.account(action.account)
         def outcome(result: str, detail: str = "", draft: DraftMessage | None = None) -> Outcome:
             return _for_action(action, result, detail, draft)
@@ -333,7 +360,7 @@ class Engine:
                                draft=draft)
             ref = mailbox.update(record.ref, draft)
             self.store.update_draft(action.key, DraftState.UNTOUCHED, now, ref=ref,
-                                    event_start=_start(event), subject=draft.subject)
+                                    event_start=_start(event), subject=draft.subject, slots=action.slots)
             log.info("%s: updated %s draft for %r", action.account, action.kind.value, event.title)
             return outcome("updated", "the interview or the plan changed", draft)
         state = _FATE_STATE[fate]
@@ -383,6 +410,7 @@ class Engine:
                 subject=draft.subject,
                 recipients=", ".join(a.email for a in draft.to),
                 note="; ".join(action.notes),
+                slots=action.slots,
             )
         )
         ref = mailbox.create(draft)
@@ -440,6 +468,8 @@ class Engine:
         if not dry_run:
             self.store.record_risks(evaluation.risks, evaluation.by_key, now)
         report.outcomes = self.reconcile(evaluation, now, accounts=[a.name for a in selected], dry_run=dry_run)
+        if not dry_run:
+            self.track(evaluation, now)
         return report
 
     def close(self) -> None:

@@ -260,6 +260,26 @@ def build_context(config: Config, action: Action, event: Event, now: datetime) -
             "just_missed": timedelta(0) <= -until <= JUST_MISSED,
         },
         "slots": [when(s.start, s.end, user_tz, their_tz) for s in action.slots],
+        "case": _case_context(action, event, user_tz, their_tz),
+    }
+
+
+def _case_context(action: Action, event: Event, user_tz: tzinfo, their_tz: tzinfo | None) -> dict[str, Any]:
+    """The interview's story so far (from its case, ``action.case``), for wording."""
+    facts = action.case
+    start = event.span(user_tz)[0]
+
+    def at(slot: Slot | None) -> dict[str, Any] | None:
+        if slot is None or slot.start == start:  # the interview's own time: said once, as interview.when
+            return None
+        return when(slot.start, slot.end, user_tz, their_tz)
+
+    return {
+        "after_miss": facts.follows_miss,
+        "apology_sent": facts.apology_sent,
+        "prior_contact": facts.prior_contact,
+        "original": at(facts.original),
+        "rebooked": at(facts.rebooked),
     }
 
 

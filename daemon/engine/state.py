@@ -1,4 +1,5 @@
-"""The SQLite state store: events seen, risks found, drafts made and their fate, account health.
+"""The SQLite state store: events seen, risks found, drafts made and their fate, account health,
+and a case per interview (its story, kept beyond the calendar's read window).
 
 One file (WAL mode, versioned schema with forward migrations). Every write is one transaction, so
 a crash leaves either the old or the new state, never half of each. Instants are stored as UTC
@@ -17,11 +18,14 @@ from pathlib import Path
 
 from daemon.core.model import (
     ActionKind,
+    Case,
     DraftState,
     Event,
+    Phase,
     PlanContext,
     PriorDraft,
     Risk,
+    Slot,
 )
 from daemon.engine.codec import event_from_json, event_to_json, instant_from_text, instant_to_text
 from daemon.paths import private_dir, private_file
@@ -89,6 +93,36 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (occurrence_key, kind)
     );
     """,
+    # 2: a case per interview, its phase history, and the slots each draft offered
+    """
+    CREATE TABLE cases (
+        occurrence_key TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        event TEXT NOT NULL,
+        event_start TEXT NOT NULL,
+        opened TEXT NOT NULL,
+        seen TEXT NOT NULL,
+        booked_start TEXT,
+        requested_at TEXT,
+        missed_at TEXT,
+        rebooked_key TEXT,
+        rebooked_start TEXT,
+        rebooks TEXT,
+        closed_at TEXT,
+        close_reason TEXT NOT NULL DEFAULT '',
+        gone INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX cases_start ON cases (event_start);
+    CREATE TABLE case_log (
+        occurrence_key TEXT NOT NULL,
+        at TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX case_log_key ON case_log (occurrence_key);
+    ALTER TABLE drafts ADD COLUMN slots TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 LIVE_STATES = (DraftState.PENDING, DraftState.UNTOUCHED, DraftState.EDITED)
@@ -114,6 +148,17 @@ class DraftRecord:
     subject: str = ""
     recipients: str = ""
     note: str = ""
+    slots: tuple[Slot, ...] = ()
+
+
+@dataclass(frozen=True)
+class CaseEntry:
+    """One line of a case's history: when it entered a phase, and why."""
+
+    occurrence_key: str
+    at: datetime
+    phase: Phase
+    note: str
 
 
 @dataclass(frozen=True)
@@ -176,6 +221,14 @@ def _ref_in(text: str | None) -> DraftRef | None:
         created=_p(d.get("created")),
         extra=d.get("extra") or {},
     )
+
+
+def _slots_out(slots: tuple[Slot, ...]) -> str:
+    return json.dumps([[instant_to_text(s.start), instant_to_text(s.end)] for s in slots])
+
+
+def _slots_in(text: str | None) -> tuple[Slot, ...]:
+    return tuple(Slot(instant_from_text(a), instant_from_text(b)) for a, b in json.loads(text or "[]"))
 
 
 def _bounds(event: Event) -> tuple[str, str]:
@@ -418,13 +471,16 @@ class StateStore:
             subject=row["subject"],
             recipients=row["recipients"],
             note=row["note"],
+            slots=_slots_in(row["slots"]),
         )
 
     def record_intent(self, record: DraftRecord) -> None:
         """Write down that a draft is about to be created (state PENDING) before talking to the mailbox."""
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO drafts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO drafts (key, account, occurrence_key, kind, state, ref, created, updated,"
+                " event_start, organizer_email, series_key, subject, recipients, note, slots)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     record.key,
                     record.account,
@@ -440,6 +496,7 @@ class StateStore:
                     record.subject,
                     record.recipients,
                     record.note,
+                    _slots_out(record.slots),
                 ),
             )
 
@@ -453,8 +510,9 @@ class StateStore:
         event_start: datetime | None = None,
         subject: str | None = None,
         note: str | None = None,
+        slots: tuple[Slot, ...] | None = None,
     ) -> None:
-        """Change a draft's state (and optionally its ref, event start, subject, note)."""
+        """Change a draft's state (and optionally its ref, event start, subject, note, offered slots)."""
         sets = ["state=?", "updated=?"]
         args: list[object] = [state.value, _t(now)]
         if ref is not None:
@@ -469,6 +527,9 @@ class StateStore:
         if note is not None:
             sets.append("note=?")
             args.append(note)
+        if slots is not None:
+            sets.append("slots=?")
+            args.append(_slots_out(slots))
         args.append(key)
         with self._tx() as db:
             db.execute(f"UPDATE drafts SET {', '.join(sets)} WHERE key=?", args)
@@ -552,6 +613,8 @@ class StateStore:
                 event_start=d.event_start,
                 organizer_email=d.organizer_email,
                 series_key=d.series_key,
+                slots=d.slots,
+                updated=d.updated,
             )
             for d in self.drafts()
         )
@@ -566,4 +629,104 @@ class StateStore:
                 reasons[row["occurrence_key"]] = row["reason"]
         for row in self._db.execute("SELECT occurrence_key, first_seen FROM risks WHERE kind='missed'"):
             missed_at.setdefault(row["occurrence_key"], instant_from_text(row["first_seen"]))
-        return PlanContext(prior=prior, marked_missed=frozenset(marked), reasons=reasons, missed_at=missed_at)
+        return PlanContext(prior=prior, marked_missed=frozenset(marked), reasons=reasons, missed_at=missed_at,
+                           cases=tuple(self.cases()))
+
+    # ---- cases ----------------------------------------------------------------------------------
+
+    def cases(self, *, open_only: bool = False, since: datetime | None = None) -> list[Case]:
+        """Stored cases (optionally only open ones, or with the interview starting at or after ``since``)."""
+        sql = "SELECT * FROM cases WHERE 1=1"
+        args: list[str] = []
+        if open_only:
+            sql += " AND phase != ?"
+            args.append(Phase.CLOSED.value)
+        if since is not None:
+            sql += " AND event_start >= ?"
+            args.append(instant_to_text(since))
+        sql += " ORDER BY event_start, occurrence_key"
+        marks = {r["occurrence_key"]: r for r in self._db.execute("SELECT * FROM marks")}
+        return [self._case(r, marks.get(r["occurrence_key"])) for r in self._db.execute(sql, args)]
+
+    def case(self, occurrence_key: str) -> Case | None:
+        row = self._db.execute("SELECT * FROM cases WHERE occurrence_key=?", (occurrence_key,)).fetchone()
+        if row is None:
+            return None
+        mark = self._db.execute("SELECT * FROM marks WHERE occurrence_key=?", (occurrence_key,)).fetchone()
+        return self._case(row, mark)
+
+    @staticmethod
+    def _case(row: sqlite3.Row, mark: sqlite3.Row | None) -> Case:
+        return Case(
+            key=row["occurrence_key"],
+            account=row["account"],
+            event=event_from_json(row["event"]),
+            opened=instant_from_text(row["opened"]),
+            seen=instant_from_text(row["seen"]),
+            phase=Phase(row["phase"]),
+            booked_start=_p(row["booked_start"]),
+            requested_at=_p(row["requested_at"]),
+            missed_at=_p(row["missed_at"]),
+            rebooked_key=row["rebooked_key"],
+            rebooked_start=_p(row["rebooked_start"]),
+            rebooks=row["rebooks"],
+            closed_at=_p(row["closed_at"]),
+            close_reason=row["close_reason"],
+            gone=bool(row["gone"]),
+            user_missed=bool(mark is not None and mark["missed_at"]),
+            reason=mark["reason"] if mark is not None else None,
+        )
+
+    def save_cases(self, cases: Iterable[Case], now: datetime, notes: dict[str, str] | None = None) -> int:
+        """Store cases as brought up to date by the core; a phase change is logged. Returns the changes."""
+        notes = notes or {}
+        changed = 0
+        with self._tx() as db:
+            for case in cases:
+                row = db.execute("SELECT phase FROM cases WHERE occurrence_key=?", (case.key,)).fetchone()
+                if row is not None and row["phase"] == Phase.CLOSED.value and case.phase is Phase.CLOSED:
+                    continue  # a closed case's story is over: keep it as it was closed
+                start = case.event.span(timezone.utc)[0] if case.event.all_day else case.event.start
+                assert isinstance(start, datetime)
+                db.execute(
+                    "INSERT OR REPLACE INTO cases (occurrence_key, account, phase, event, event_start, opened, seen,"
+                    " booked_start, requested_at, missed_at, rebooked_key, rebooked_start, rebooks, closed_at,"
+                    " close_reason, gone) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (case.key, case.account, case.phase.value, event_to_json(case.event), instant_to_text(start),
+                     _t(case.opened), _t(case.seen), _t(case.booked_start), _t(case.requested_at),
+                     _t(case.missed_at), case.rebooked_key, _t(case.rebooked_start), case.rebooks,
+                     _t(case.closed_at), case.close_reason, int(case.gone)),
+                )
+                if row is None or row["phase"] != case.phase.value:
+                    changed += 1
+                    note = case.close_reason if case.phase is Phase.CLOSED else notes.get(case.key, "")
+                    db.execute("INSERT INTO case_log VALUES (?,?,?,?)", (case.key, _t(now), case.phase.value, note))
+        return changed
+
+    def close_case(self, occurrence_key: str, now: datetime, reason: str) -> bool:
+        """Close a case on the user's word (`salvage done`). False when there is no such case."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE cases SET phase=?, closed_at=?, close_reason=? WHERE occurrence_key=?",
+                (Phase.CLOSED.value, _t(now), reason, occurrence_key),
+            )
+            if cur.rowcount:
+                db.execute("INSERT INTO case_log VALUES (?,?,?,?)",
+                           (occurrence_key, _t(now), Phase.CLOSED.value, reason))
+        return bool(cur.rowcount)
+
+    def reopen_case(self, occurrence_key: str, now: datetime, note: str) -> None:
+        """Reopen a closed case (the user says it was missed after all); the next pass sets its phase."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE cases SET phase=?, closed_at=NULL, close_reason='' WHERE occurrence_key=? AND phase=?",
+                (Phase.SCHEDULED.value, occurrence_key, Phase.CLOSED.value),
+            )
+            if cur.rowcount:
+                db.execute("INSERT INTO case_log VALUES (?,?,?,?)",
+                           (occurrence_key, _t(now), Phase.SCHEDULED.value, note))
+
+    def case_history(self, occurrence_key: str) -> list[CaseEntry]:
+        rows = self._db.execute("SELECT * FROM case_log WHERE occurrence_key=? ORDER BY at, rowid",
+                                (occurrence_key,)).fetchall()
+        return [CaseEntry(r["occurrence_key"], instant_from_text(r["at"]), Phase(r["phase"]), r["note"]) for r in rows]

@@ -1,4 +1,9 @@
-"""The optional "call them first" notification: runs the configured command, never a shell.
+"""The "call them first" notification: the configured command, else the desktop's own notifier.
+
+By default (``notify.desktop``) a missed interview pops up a desktop notification where the platform
+has a notifier: ``notify-send`` on Linux, ``osascript`` on macOS (the message is passed as an argument
+to a fixed script, never spliced into it). Where neither exists it is a silent no-op, said once in
+the log at info level.
 
 ``notify.command`` is an argv list; ``{message}`` and ``{phone}`` are replaced inside each argument
 (one pass of plain text replacement: other braces are left alone, and a ``{phone}`` inside the
@@ -13,14 +18,46 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime, tzinfo
 
 log = logging.getLogger("salvage.notify")
 
 TIMEOUT_SECONDS = 10.0
 _PLACEHOLDER = re.compile(r"\{(message|phone)\}")
+
+
+# macOS: the message arrives as `item 1 of argv`, so no quote in it can change the script.
+_OSASCRIPT = ("osascript", "-e", "on run argv", "-e",
+              'display notification (item 1 of argv) with title "Salvage" subtitle "Call first" sound name "Glass"',
+              "-e", "end run", "{message}")
+
+
+def desktop_command(platform: str | None = None,
+                    which: Callable[[str], str | None] = shutil.which) -> list[str] | None:
+    """The desktop notifier's argv template for this platform, or None where there is none."""
+    platform = sys.platform if platform is None else platform
+    if platform.startswith("linux") and which("notify-send"):
+        return ["notify-send", "--urgency=critical", "--app-name=Salvage", "Salvage: call first", "{message}"]
+    if platform == "darwin" and which("osascript"):
+        return list(_OSASCRIPT)
+    return None
+
+
+def call_script(name: str, missed: bool, start: datetime, tz: tzinfo, now: datetime) -> str:
+    """One line to say on the phone: who you are, the apology, the question (the seeds' order)."""
+    local = start.astimezone(tz)
+    day = "today" if local.date() == now.astimezone(tz).date() else f"on {local:%A %d %B}"
+    me = f"this is {name}" if name else "this is the candidate"
+    if missed:
+        return (f"Say: \"Hello, {me}. I am so sorry I missed our interview at {local:%H:%M} {day}. "
+                f"Are you still free now, or could we reschedule?\"")
+    return (f"Say: \"Hello, {me}. I am very sorry, but I cannot make our interview at {local:%H:%M} {day}. "
+            f"Could we find another time?\"")
 
 
 def expand(command: Sequence[str], message: str, phone: str | None) -> list[str]:

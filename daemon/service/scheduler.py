@@ -42,12 +42,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from daemon import __version__
 from daemon.config import AccountConfig, Config, ConfigError, load_config
-from daemon.core.model import ActionKind, RiskKind, utc_now
+from daemon.core.model import ActionKind, utc_now
 from daemon.engine.pipeline import Engine, Evaluation, Outcome, PassReport
 from daemon.engine.state import LIVE_STATES, StateStore
 from daemon.service.health import HEALTH_VERSION, accounts_health, health_path, read_health, write_health
 from daemon.service.lock import InstanceLock, LockError
-from daemon.service.notify import notify
+from daemon.service.notify import call_script, desktop_command, notify
 
 log = logging.getLogger("salvage.service")
 
@@ -96,6 +96,7 @@ class Service:
         clock: Callable[[], datetime] = utc_now,
         engine_factory: EngineFactory = Engine,
         notifier: Callable[..., bool] = notify,
+        desktop: Callable[[], list[str] | None] = desktop_command,
     ) -> None:
         self.config = config
         self.store = store
@@ -104,6 +105,8 @@ class Service:
         self._clock = clock
         self._engine_factory = engine_factory
         self._notify = notifier
+        self._desktop = desktop
+        self._said_no_desktop = False
         self.engine = engine_factory(config, store)
         self.health_file = health_path(config)
         self.started = clock()
@@ -312,14 +315,24 @@ class Service:
             self._schedule_checks(report.evaluation, now)
 
     def _call_first(self, outcome: Outcome, evaluation: Evaluation | None) -> None:
-        event = evaluation.by_key.get(outcome.occurrence_key) if evaluation else None
+        event = evaluation.event_for(outcome.occurrence_key) if evaluation else None
         title = event.title if event else outcome.occurrence_key
-        lead = "Missed interview" if outcome.kind == ActionKind.MISSED.value else "Interview at risk"
+        missed = outcome.kind == ActionKind.MISSED.value
+        lead = "Missed interview" if missed else "Interview at risk"
         advice = " ".join(_sentence(note) for note in outcome.notes if note.strip()) or _sentence(
             f"Call them first: {outcome.phone}" if outcome.phone else "Call them first")
-        message = f"{lead}: {title}. {advice} A draft is waiting in your Drafts folder."
+        script = ""
+        if event is not None:
+            start = event.span(self.config.user.zone)[0]
+            script = " " + call_script(self.config.user.name, missed, start, self.config.user.zone, self._clock())
+        message = f"{lead}: {title}. {advice}{script} A draft is waiting in your Drafts folder."
         log.warning("%s: %s", outcome.account, message)
         command = self.config.notify.command
+        if not command and self.config.notify.desktop:
+            command = self._desktop()
+            if command is None and not self._said_no_desktop:
+                self._said_no_desktop = True
+                log.info("no desktop notifier (notify-send, osascript) here; set notify.command to be alerted")
         if command:
             self._notify(command, message, outcome.phone)
 
@@ -378,34 +391,19 @@ class Service:
                                    replace_existing=True)
 
     def timed_checks(self, evaluation: Evaluation, now: datetime) -> dict[str, tuple[datetime, str, str, str]]:
-        """``job id -> (when, account, occurrence key, what)`` for every future check."""
-        config = self.config
-        tz = config.user.zone
-        grace = timedelta(minutes=config.missed.grace_minutes)
-        wait = timedelta(hours=config.missed.followup_after_hours)
-        enabled = {a.name for a in config.accounts if a.enabled}
+        """``job id -> (when, account, occurrence key, what)`` for every future wake-up the plan announced.
+
+        The planner alone decides when a missed check or a follow-up falls due (by wall time, from the
+        state store); the service only schedules those moments, a few seconds late so the pass sees them.
+        """
+        enabled = {a.name for a in self.config.accounts if a.enabled}
+        prefix = {"missed check": "check", "follow-up": "followup"}
         wanted: dict[str, tuple[datetime, str, str, str]] = {}
-        for event in evaluation.interviews:
-            if event.all_day or event.account not in enabled:
-                continue
-            start = event.span(tz)[0].astimezone(UTC)
-            check = start + grace + CHECK_SLACK
-            if check > now:
-                wanted[f"check:{event.account}:{event.occurrence_key}"] = (check, event.account, event.occurrence_key,
-                                                                          "missed check")
-        # The planner times the follow-up from the first missed-interview draft, else from the start.
-        made: dict[str, datetime] = {}
-        for record in self.store.drafts():
-            if record.kind is ActionKind.MISSED:
-                made[record.occurrence_key] = min(record.created, made.get(record.occurrence_key, record.created))
-        for key in sorted({r.occurrence_key for r in evaluation.risks if r.kind is RiskKind.MISSED}):
-            found = evaluation.by_key.get(key)
-            if found is None or found.all_day or found.account not in enabled:
-                continue
-            since = made.get(key) or found.span(tz)[0]
-            due = since.astimezone(UTC) + wait + CHECK_SLACK
-            if due > now:
-                wanted[f"followup:{found.account}:{key}"] = (due, found.account, key, "follow-up")
+        for wake in evaluation.wakeups:
+            when = wake.when.astimezone(UTC) + CHECK_SLACK
+            if wake.account in enabled and when > now:
+                job_id = f"{prefix.get(wake.what, 'wake')}:{wake.account}:{wake.occurrence_key}"
+                wanted[job_id] = (when, wake.account, wake.occurrence_key, wake.what)
         return wanted
 
     def _remove_job(self, job_id: str) -> None:
