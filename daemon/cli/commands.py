@@ -8,7 +8,8 @@ import shutil
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,13 @@ from daemon.cli.output import (
 )
 from daemon.config import Config, json_schema, parse_config
 from daemon.core.ids import short_id
-from daemon.core.model import DraftState, Event
+from daemon.core.model import Classification, DraftState, Event
 from daemon.engine.pipeline import Engine, Evaluation, PassReport, find_events
 
 log = logging.getLogger("salvage.cli")
 
 DEMO_NOW = "2026-11-24T10:30:00+00:00"
+_INTERVIEW = Classification(occurrence_key="", is_interview=True, score=0.0, reasons=("an interview in the case store",))
 
 
 # ---- commands -----------------------------------------------------------------------------------
@@ -60,6 +62,9 @@ def cmd_check(args: argparse.Namespace, out: Console) -> int:
         evaluation = engine.evaluate(now)
     interviews = evaluation.interviews
     risky = [e for e in interviews if evaluation.risks_for(e.occurrence_key)]
+    from daemon.cli.cases import case_json, open_cases, print_cases
+
+    cases = open_cases(evaluation.cases.values())
     if args.format == "json":
         dump_json(
             {
@@ -70,7 +75,9 @@ def cmd_check(args: argparse.Namespace, out: Console) -> int:
                     for p in report.polls
                 ],
                 "interviews": [interview_json(e, evaluation) for e in interviews],
-                "summary": {"interviews": len(interviews), "at_risk": len(risky), "risks": len(evaluation.risks)},
+                "cases": [case_json(c, config.user.zone) for c in cases],
+                "summary": {"interviews": len(interviews), "at_risk": len(risky), "risks": len(evaluation.risks),
+                            "open_cases": len(cases)},
             }
         )
     else:
@@ -80,7 +87,9 @@ def cmd_check(args: argparse.Namespace, out: Console) -> int:
         else:
             out.print(interviews_table(evaluation, config, f"Interviews as of {fmt_instant(now, config.user.zone)}"))
             out.print(f"{len(interviews)} interview(s), {len(risky)} at risk.")
-    return 1 if risky else 0
+        print_cases(cases, config, out)
+    missed = [c for c in cases if c.phase.value == "missed"]
+    return 1 if risky or missed else 0
 
 
 def cmd_run(args: argparse.Namespace, out: Console) -> int:
@@ -172,6 +181,30 @@ def _one_event(evaluation: Evaluation, query: str) -> Event:
     return matches[0]
 
 
+def _missed_event(evaluation: Evaluation, engine: Engine, query: str, now: datetime) -> Event:
+    """The interview the user says they missed: in the calendar now, or in the case store within the look-back."""
+    from daemon.cli.cases import recent_interviews
+
+    config = engine.config
+    pool = {e.occurrence_key: e for e in evaluation.events}
+    for event in recent_interviews(engine.store.cases(), now, config):
+        pool.setdefault(event.occurrence_key, event)
+    cases = set(evaluation.cases)
+    interviews = {e.occurrence_key for e in evaluation.interviews} | cases
+    look = replace(evaluation, events=tuple(pool.values()),
+                   classifications={**{k: _INTERVIEW for k in cases}, **evaluation.classifications})
+    if not find_events(look, query):
+        raise UserError(f"no interview matches {query!r} in the calendar or in the last "
+                        f"{config.missed.lookback_days} days (missed.lookback_days); `salvage check` lists them")
+    event = _one_event(look, query)
+    since = now - timedelta(days=config.missed.lookback_days)
+    start = event.span(config.user.zone)[0]
+    if event.occurrence_key in interviews and start < since:
+        raise UserError(f"{event.title!r} started {fmt_instant(start, config.user.zone)}, more than "
+                        f"{config.missed.lookback_days} days ago (missed.lookback_days)")
+    return event
+
+
 def cmd_missed(args: argparse.Namespace, out: Console) -> int:
     from daemon.service.lock import InstanceLock, LockError, holder
 
@@ -180,11 +213,12 @@ def cmd_missed(args: argparse.Namespace, out: Console) -> int:
     with open_engine(config) as engine:
         _poll_all(engine, now, out)
         evaluation = engine.evaluate(now)
-        event = _one_event(evaluation, args.event)
+        event = _missed_event(evaluation, engine, args.event, now)
         start = event.span(config.user.zone)[0]
         if start > now:
             raise UserError(f"{event.title!r} starts {fmt_instant(start, config.user.zone)}; it cannot be missed yet")
         engine.store.mark_missed(event.occurrence_key, now, args.reason)
+        engine.store.reopen_case(event.occurrence_key, now, "you said you missed it")
         out.print(f"Recorded: you missed {event.title!r} ({fmt_when(event, config.user.zone)}).")
         if args.no_draft:
             out.print("A missed-interview draft will be made at the next pass.")
@@ -208,6 +242,12 @@ def cmd_missed(args: argparse.Namespace, out: Console) -> int:
             phone = f" on {o.phone}" if o.phone else ""
             out.print(f"[bold red]Call them first{phone}[/] — a phone call beats email; then review the draft.")
     return 0
+
+
+def cmd_done(args: argparse.Namespace, out: Console) -> int:
+    from daemon.cli.cases import cmd_done as done
+
+    return done(args, out)
 
 
 def cmd_status(args: argparse.Namespace, out: Console) -> int:

@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", choices=REASONS, help="the honest reason to give (default from config)")
     p.add_argument("--no-draft", action="store_true", help="only record it; draft at the next pass")
 
+    p = sub.add_parser("done", help="close an interview's case: no more drafts for it")
+    _add_common(p, now=True)
+    p.add_argument("event", help="case id (from `salvage check`), key, or part of the interview's title")
+
     p = sub.add_parser("status", help="accounts, upcoming interviews, live drafts")
     _add_common(p, now=True)
     p.add_argument("--format", choices=("table", "json"), default="table")

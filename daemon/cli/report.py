@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from daemon.cli.cases import call_first, case_json
 from daemon.cli.common import config_from, dump_json, open_state, parse_now
 from daemon.engine.state import DraftRecord, RiskRecord
 
@@ -117,6 +118,7 @@ def report_command(args: argparse.Namespace, out: Console) -> int:
     now = parse_now(args.now)
     with open_state(config) as store:
         found = incidents(store.risk_history(), store.drafts(), now)
+        calls = [c for c in store.cases(open_only=True) if call_first(c)]
     causes = Counter(i.cause for i in found)
     if args.format == "json":
         dump_json(
@@ -137,9 +139,13 @@ def report_command(args: argparse.Namespace, out: Console) -> int:
                     for i in found
                 ],
                 "causes": dict(causes),
+                "call_first": [case_json(c, config.user.zone) for c in calls],
             }
         )
         return 0
+    for case in calls:  # the seeds' first step, before any lesson
+        out.print(f"[bold red]Missed: {escape(case.event.title)} — {escape(str(call_first(case)))}[/], "
+                  "then send the apology waiting in your Drafts.")
     if not found:
         out.print("No past misses or clashes recorded. Nothing to learn yet — good.")
         return 0

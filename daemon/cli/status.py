@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from daemon.cli.cases import case_json, open_cases, print_cases
 from daemon.cli.common import config_from, dump_json, parse_now
 from daemon.cli.output import fmt_instant, interview_json, interviews_table
 from daemon.config import Config
@@ -86,6 +87,7 @@ def status_command(args: argparse.Namespace, out: Console) -> int:
             "interviews": [interview_json(e, evaluation) for e in upcoming] if evaluation else [],
             "evaluation_error": evaluation_error,
             "drafts": [draft_json(d) for d in drafts],
+            "cases": [case_json(c, tz) for c in open_cases(evaluation.cases.values())] if evaluation else [],
         })
     else:
         style = "red" if service.problem else ("green" if service.state == "running" else "yellow")
@@ -97,6 +99,7 @@ def status_command(args: argparse.Namespace, out: Console) -> int:
             out.print(f"[red]could not evaluate the calendars: {escape(evaluation_error)}[/]")
         elif evaluation is not None:
             _print_interviews(evaluation, upcoming, config, now, out)
+            print_cases(evaluation.cases.values(), config, out)
         else:
             out.print("No state yet: start the service with `salvage run`.")
         _print_drafts(drafts, config, out)

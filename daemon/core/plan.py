@@ -238,6 +238,7 @@ class _Planner:
             self.prior.setdefault(p.occurrence_key, []).append(p)
         # Times offered in a live or sent draft stay promised while that case stands and the time is ahead.
         self.held: dict[str, list[Slot]] = {}
+        self.offering: dict[tuple[str, ActionKind], tuple[Slot, ...]] = {}  # what each live draft offers now
         for p in context.prior:
             owner = self.cases.get(p.occurrence_key)
             if not p.slots or p.state not in (*LIVE, DraftState.SENT):
@@ -247,6 +248,8 @@ class _Planner:
             for slot in p.slots:
                 if slot.end.astimezone(UTC) > self.now and slot not in self.held.get(p.occurrence_key, ()):
                     self.held.setdefault(p.occurrence_key, []).append(slot)
+            if p.state in LIVE:
+                self.offering[(p.occurrence_key, p.kind)] = p.slots
         for offered in self.held.values():
             offered.sort(key=lambda s: s.start.astimezone(UTC))
             self.finder.reserve(offered)
@@ -391,15 +394,20 @@ class _Planner:
             return "this one starts later, so it is the one to move; the other is left alone"
         return "both were booked and start together; this one is moved (a stable choice); the other is left alone"
 
-    def _slots(self, event: Event) -> tuple[Slot, ...]:
+    def _slots(self, event: Event, kind: ActionKind) -> tuple[Slot, ...]:
         """Free slots for one draft; they are then held back from every later draft of this plan.
 
-        Times this case already offered (in a live or sent draft) and still ahead are offered again
-        first, so a standing offer stays the same offer; new times only top it up.
+        A live draft keeps offering its times until they pass (a standing offer does not change under
+        the reader's eyes); a new draft of the case offers the case's standing times again first, if
+        they still give the notice `slots.min_notice_hours` asks; new times only top them up.
         """
         wanted = self.config.slots.count
+        key = event.occurrence_key
         earliest = self.now + timedelta(hours=self.config.slots.min_notice_hours)
-        own = [s for s in self.held.get(event.occurrence_key, ()) if s.start.astimezone(UTC) >= earliest][:wanted]
+        mine = self.offering.get((key, kind), ())
+        own = [s for s in mine if s.start.astimezone(UTC) > self.now]
+        own += [s for s in self.held.get(key, ()) if s not in own and s.start.astimezone(UTC) >= earliest]
+        own = own[:wanted]
         if len(own) >= wanted:
             return tuple(own)
         theirs = recipient_timezone(event, self.config, _start(event, self.tz))
@@ -439,7 +447,7 @@ class _Planner:
             )
         )
         probable = self._probable(event) if self._time_zone_case(event, kinds) else None
-        slots = self._slots(event)
+        slots = self._slots(event, ActionKind.RESCHEDULE)
         left = _start(event, self.tz) - self.now
         lines = [*why, f"asking {_hours(left)} ahead: the more notice, the better", self._slot_line(event, slots)]
         if probable is not None:
@@ -510,7 +518,7 @@ class _Planner:
             if deleted:
                 self.result.skipped.append(Skipped(key, ActionKind.FOLLOW_UP, "you deleted the follow-up draft"))
                 return
-            slots = self._slots(event)
+            slots = self._slots(event, ActionKind.FOLLOW_UP)
             lines = [
                 evidence,
                 f"{timing}: time for the follow-up apology, whether or not you have spoken since",
@@ -524,7 +532,7 @@ class _Planner:
         note = f"Call {who} first: {phone}" if phone else (
             f"Call {who} first if you have their number (none was found in the invitation)"
         )
-        slots = self._slots(event)
+        slots = self._slots(event, ActionKind.MISSED)
         lines = [evidence, f"{timing}: contact them now, a phone call first, then this email", self._slot_line(event, slots)]
         self._add(event, ActionKind.MISSED, (RiskKind.MISSED,), lines, slots=slots, call_first=True, phone=phone,
                   notes=(note,), case=CaseFacts(follows_miss=True), advise=True)

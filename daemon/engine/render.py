@@ -270,15 +270,14 @@ def _case_context(action: Action, event: Event, user_tz: tzinfo, their_tz: tzinf
     start = event.span(user_tz)[0]
 
     def at(slot: Slot | None) -> dict[str, Any] | None:
-        if slot is None or slot.start == start:  # the interview's own time: said once, as interview.when
-            return None
-        return when(slot.start, slot.end, user_tz, their_tz)
+        return when(slot.start, slot.end, user_tz, their_tz) if slot is not None else None
 
+    original = facts.original if facts.original is None or facts.original.start != start else None
     return {
         "after_miss": facts.follows_miss,
         "apology_sent": facts.apology_sent,
         "prior_contact": facts.prior_contact,
-        "original": at(facts.original),
+        "original": at(original),  # none when it is the interview's own (unmoved) time
         "rebooked": at(facts.rebooked),
     }
 
