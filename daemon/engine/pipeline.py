@@ -253,7 +253,7 @@ class Engine:
         ):
             by_key.setdefault(event.occurrence_key, event)  # the same invitation on two calendars
         events = tuple(sorted(by_key.values(), key=lambda e: (e.span(self.config.user.zone)[0], e.occurrence_key)))
-        context = self._context(window)
+        context = self._plan_context(window)
         with gc_paused():
             classifications = classify_all(events, self.config)
             risks = detect(events, classifications, self.config, now, marked_missed=context.marked_missed)
@@ -261,7 +261,7 @@ class Engine:
         return Evaluation(now, events, by_key, classifications, tuple(risks), tuple(result.actions),
                           tuple(result.skipped), result.cases, tuple(result.wakeups), context.window)
 
-    def _context(self, window: Window) -> PlanContext:
+    def _plan_context(self, window: Window) -> PlanContext:
         """The planner's view of the past: drafts, the user's statements, the cases of enabled accounts."""
         context = self.store.plan_context()
         enabled = {a.name for a in self.accounts()}
@@ -270,7 +270,7 @@ class Engine:
 
     def track(self, evaluation: Evaluation, now: datetime) -> None:
         """Save the cases, brought up to date once more with the drafts' fates seen in this pass."""
-        context = self._context(self.window(now))
+        context = self._plan_context(self.window(now))
         cases = advance(evaluation.cases.values(), evaluation.events, evaluation.classifications,
                         evaluation.risks, context.prior, self.config, now, marked=context.marked_missed,
                         detected_at=context.missed_at, window=context.window)
