@@ -26,6 +26,7 @@ from daemon.engine.state import StateStore
 from daemon.service.health import read_health
 from daemon.service.scheduler import CHECK_SLACK, MAX_BACKOFF, Service, backoff_delay, poll_jitter
 from providers.base import (
+    AuthError,
     FetchResult,
     ProviderError,
     TransientError,
@@ -468,3 +469,32 @@ def test_shutdown_gives_up_on_a_stuck_job_after_the_timeout(world: World) -> Non
         # must be done with the store before the fixture closes it.
         assert svc._busy.acquire(timeout=10)
         svc._busy.release()
+
+
+def test_an_account_whose_auth_is_dead_is_parked_until_salvage_auth(world: World,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    world.calendars["home"].error = AuthError("Google refused the grant (invalid_grant); run `salvage auth home`")
+    svc = world.service()
+    caplog.set_level(logging.INFO, logger="salvage")
+    interval = timedelta(minutes=10)
+    svc._poll_job("home")
+    assert world.calendars["home"].calls == 1 and world.store.account_status("home").needs_auth
+    job = svc.scheduler.get_job("poll:home")
+    assert job.next_run_time - world.clock.now <= interval * 1.1  # no transient backoff for a dead grant
+    for _ in range(5):
+        world.clock.advance(minutes=10)
+        svc._poll_job("home")
+    assert world.calendars["home"].calls == 1  # parked: the remote is not asked again
+    assert world.store.account_status("home").needs_auth
+
+    # `salvage auth home` (cmd_auth) renews the grant and clears the flag in the shared state
+    world.calendars["home"].error = None
+    world.store.record_failure("home", world.clock.now, "authorised again; waiting for the next poll")
+    world.clock.advance(minutes=10)
+    svc._poll_job("home")
+    assert world.calendars["home"].calls == 2
+    status = world.store.account_status("home")
+    assert status.error is None and not status.needs_auth
+    messages = [r.getMessage() for r in caplog.records if "home" in r.getMessage()]
+    assert sum("paused until `salvage auth home`" in m for m in messages) == 1
+    assert sum("polling resumes" in m for m in messages) == 1

@@ -387,9 +387,9 @@ def test_missed_interview_is_drafted_soon_after_start_plus_grace_without_a_poll(
     assert datetime.now(UTC) < start + timedelta(seconds=60)
     assert daemon.last_poll("work") is not None
     # The short-notice reschedule draft made before the start is withdrawn; the apology stays.
-    wait_for(lambda: len(home.drafts()) == 1, 10, f"drafts: {home.drafts()}", process=daemon)
-    states = home.draft_states()
-    assert sorted(states.values()) == ["untouched", "withdrawn"]
+    # (The file goes a moment before the state records it: wait for both.)
+    wait_for(lambda: len(home.drafts()) == 1 and sorted(home.draft_states().values()) == ["untouched", "withdrawn"],
+             10, f"drafts: {home.drafts()}, states: {home.draft_states()}", process=daemon)
 
     # "Call them first": the notify command ran once for the missed interview, with the phone number.
     notified = home.root / "notified.txt"

@@ -117,6 +117,7 @@ class Service:
         )
         self._busy = threading.Lock()  # held by the job in hand
         self._stopping = threading.Event()
+        self._parked: set[str] = set()  # accounts waiting for `salvage auth`
         self._stop_requested = threading.Event()
         self._reload_requested = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
@@ -284,6 +285,16 @@ class Service:
             self._remove_job(f"poll:{name}")
             return
         before = self.store.account_status(name)
+        if before is not None and before.needs_auth:
+            # Parked: retrying a dead grant cannot succeed and only hammers the token endpoint.
+            # `salvage auth NAME` clears the flag in the shared state; the next tick resumes.
+            self._park(name)
+            self._record_next_poll(name)
+            return
+        if name in self._parked:
+            self._parked.discard(name)
+            self.engine.forget_connections(name)  # read the new grant afresh
+            log.info("%s: authorised again; polling resumes", name)
         was_failing = before is not None and before.error is not None
         now = self._clock()
         try:
@@ -298,7 +309,9 @@ class Service:
             return
         self.passes += 1
         poll = next((p for p in report.polls if p.account == name), None)
-        if poll is not None and not poll.ok:
+        if poll is not None and not poll.ok and poll.needs_auth:
+            self._park(name)
+        elif poll is not None and not poll.ok:
             self._back_off(account, poll.retry_after, now)
         elif was_failing and _healthy(self.store, name):  # not when the mailbox failed after the poll
             log.info("%s: recovered after %d failed poll(s)", name, before.failures if before else 0)
@@ -335,6 +348,12 @@ class Service:
                 log.info("no desktop notifier (notify-send, osascript) here; set notify.command to be alerted")
         if command:
             self._notify(command, message, outcome.phone)
+
+    def _park(self, name: str) -> None:
+        """Stop polling an account whose authorisation is dead until `salvage auth` renews it."""
+        if name not in self._parked:
+            self._parked.add(name)
+            log.info("%s: paused until `salvage auth %s`; the other accounts go on", name, name)
 
     def _back_off(self, account: AccountConfig, retry_after: float | None, now: datetime) -> None:
         status = self.store.account_status(account.name)
