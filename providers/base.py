@@ -200,6 +200,39 @@ class DraftStore(Protocol):
         ...
 
 
+@runtime_checkable
+class TokenSource(Protocol):
+    """Where a provider's access tokens come from: one method, whatever the sign-in behind it.
+
+    Implemented by Google's saved OAuth grant (:class:`providers.google.auth.GoogleTokenSource`),
+    Microsoft's msal cache (:class:`providers.microsoft.auth.MsalTokenSource`) and
+    :class:`FixedToken` (tests, or a token handed over by another tool).
+    """
+
+    def token(self, *, force_refresh: bool = False) -> str:
+        """A usable access token; a fresh one when ``force_refresh`` (the last was refused).
+
+        Raises :class:`AuthError` when the user must run ``salvage auth`` and
+        :class:`TransientError` when the token service cannot be reached.
+        """
+        ...
+
+
+class FixedToken:
+    """A :class:`TokenSource` that always hands out the same token (it cannot be refreshed)."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+        self.refused = 0  # how often a refresh was asked for (the token was refused)
+
+    def token(self, *, force_refresh: bool = False) -> str:
+        """The fixed token; after a refusal, :class:`AuthError` (nothing can renew it)."""
+        if force_refresh:
+            self.refused += 1
+            raise AuthError("the fixed access token was refused")
+        return self.value
+
+
 def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     """A saved cursor as the JSON object a source wrote, or None when absent or unreadable.
 

@@ -46,6 +46,7 @@ from providers.base import (
     ProviderError,
     Role,
     ThreadInfo,
+    TokenSource,
     TransientError,
 )
 from providers.mime import KEY_HEADER, build_message, fingerprint, parse_message, plain_body
@@ -54,7 +55,6 @@ from providers.secret import check_password_source, read_password
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-TokenSource = Callable[[], str]
 
 # Common names of the Drafts and Sent folders when the server marks none (RFC 6154), in several
 # languages, with and without the "INBOX." prefix some servers use.
@@ -371,7 +371,7 @@ class ImapDraftStore:
         s = self.settings
         try:
             if self._token is not None:
-                client.oauth2_login(s.username, self._token())
+                client.oauth2_login(s.username, self._token.token())
             else:
                 client.login(s.username, read_password(self.account, s.password_env, s.password_file))
         except LoginError as exc:

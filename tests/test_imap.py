@@ -322,8 +322,13 @@ def test_xoauth2_login_uses_the_token_source(dovecot: Dovecot, user: str, tmp_pa
     # Dovecot's passwd-file passdb checks an XOAUTH2 bearer token like a password.
     config = parse_config(config_text(dovecot, user, tmp_path))
     tokens = iter(["bad-token", "s3cret-app-password"])
+
+    class Tokens:  # a TokenSource handing out one token per login
+        def token(self, *, force_refresh: bool = False) -> str:
+            return next(tokens)
+
     box = ImapDraftStore(config.accounts[0].drafts, registry.context(config.accounts[0], config),  # type: ignore[arg-type]
-                         token=lambda: next(tokens))
+                         token=Tokens())
     with pytest.raises(AuthError, match="salvage auth mail"):
         box.find_by_key("k1")
     assert box.find_by_key("k1") is None

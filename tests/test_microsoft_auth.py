@@ -15,7 +15,7 @@ from fakes.graph_fake import GraphFake, config_text, open_context, sign_in
 from daemon.config import AccountConfig, Config, ConfigError, parse_config
 from providers.base import AuthError, ProviderError, TransientError
 from providers.microsoft import auth as microsoft_auth
-from providers.microsoft.auth import TokenSource, authority_url, build_cache, scopes_for
+from providers.microsoft.auth import MsalTokenSource, authority_url, build_cache, scopes_for
 from providers.microsoft.settings import MicrosoftSettings
 
 
@@ -30,9 +30,9 @@ def load(fake: GraphFake, state: Path, **microsoft: Any) -> tuple[Config, Accoun
     return config, config.accounts[0]
 
 
-def tokens(config: Config) -> TokenSource:
+def tokens(config: Config) -> MsalTokenSource:
     ctx = open_context(config)
-    return TokenSource(ctx.connection("microsoft", MicrosoftSettings), ctx)
+    return MsalTokenSource(ctx.connection("microsoft", MicrosoftSettings), ctx)
 
 
 def token_posts(fake: GraphFake, grant: str = "") -> int:

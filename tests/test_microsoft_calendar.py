@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,7 +15,7 @@ from fakes.graph_fake import DEFAULT_CALENDAR, GraphFake, config_text, open_clie
 
 from daemon.config import Config, ConfigError, parse_config
 from daemon.core.model import EventType, Response, ShowAs
-from providers.base import AuthError, ProviderError, TransientError, Window
+from providers.base import AuthError, FixedToken, ProviderError, TransientError, Window
 from providers.microsoft.calendar import GraphCalendar, event_from_graph, round_range
 from providers.microsoft.client import GraphClient
 from providers.retry import RetryPolicy
@@ -510,3 +511,22 @@ def test_empty_pages_sparse_and_unknown_fields_are_tolerated(harness: Harness, f
     assert deltas(fake) == 3
     again = source.fetch(WINDOW, first.cursor)
     assert again.unchanged
+
+
+def test_any_token_source_will_do_and_a_refused_fixed_token_asks_for_salvage_auth(harness: Harness,
+                                                                                  fake: GraphFake) -> None:
+    """The Graph client takes its tokens from the one TokenSource protocol; FixedToken stands in for msal."""
+    config = harness.config()
+    ctx = open_context(config)
+    value = "fixed-" + "x" * 20
+    fake.access_tokens[value] = time.time() + 3600  # the fake's identity service handed it out
+    tokens = FixedToken(value)
+    client = GraphClient(config.accounts[0].connection("microsoft"), ctx, tokens=tokens)  # type: ignore[arg-type]
+    harness.clients.append(client)
+    fake.add_event("Technical interview", at(2), at(2, 1))
+    source = GraphCalendar(config.accounts[0].calendar, client, ctx)  # type: ignore[arg-type]
+    assert [e.title for e in source.fetch(WINDOW, None).events] == ["Technical interview"]
+    fake.expire_access_tokens()
+    with pytest.raises(AuthError, match="fixed access token was refused"):
+        source.fetch(WINDOW, None)
+    assert tokens.refused == 1  # one 401, one request for a fresh token, no retry loop

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from google.oauth2.credentials import Credentials
 
 from daemon import paths
-from providers.base import AuthError, ProviderContext, ProviderError
+from providers.base import AuthError, ProviderContext, ProviderError, TransientError
 from providers.google.settings import GoogleSettings
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,12 @@ def can_read_mail(creds: Credentials) -> bool:
     return not scopes or bool(scopes & _READ_MAIL_SCOPES)
 
 
-class TokenKeeper:
-    """Loads an account's saved credentials and writes them back whenever they were refreshed."""
+class GoogleTokenSource:
+    """The account's saved Google grant as a :class:`~providers.base.TokenSource`; thread-safe.
+
+    Loads the credentials from the token file, refreshes them at the token endpoint when they expire
+    or Google refuses them, and writes them back (0600) after a refresh.
+    """
 
     def __init__(self, conn: GoogleSettings, ctx: ProviderContext) -> None:
         self.account = ctx.account
@@ -75,6 +80,40 @@ class TokenKeeper:
         self.path = token_path(conn, ctx)
         self._credentials: Credentials | None = None
         self._saved_token: str | None = None
+        self._lock = threading.RLock()
+        self._request: Any = None
+
+    def token(self, *, force_refresh: bool = False) -> str:
+        """A valid access token: the saved one, or a refreshed one (saved) when expired or refused."""
+        from google.auth import exceptions as auth_exceptions
+
+        with self._lock:
+            creds = self.credentials
+            if creds.valid and not force_refresh:
+                return str(creds.token)
+            try:
+                creds.refresh(self._transport())
+            except auth_exceptions.RefreshError as exc:
+                detail = refresh_detail(exc)
+                if getattr(exc, "retryable", False):
+                    raise TransientError(f"token refresh: Google's token endpoint failed ({detail})") from None
+                raise self.auth_error(detail) from None
+            except auth_exceptions.TransportError as exc:
+                raise TransientError(f"token refresh: cannot reach Google's token endpoint "
+                                     f"({type(exc).__name__}: {exc})"[:240]) from None
+            if self.save_if_changed():  # `salvage auth` wrote a new grant meanwhile: use that one
+                return self.token()
+            return str(creds.token)
+
+    def _transport(self) -> Any:
+        """The refresh requests' transport: the configured timeout and CA bundle."""
+        if self._request is None:
+            import google_auth_httplib2
+            import httplib2
+
+            ca = str(self.conn.ca_bundle) if self.conn.ca_bundle else None
+            self._request = google_auth_httplib2.Request(httplib2.Http(timeout=self.conn.timeout_seconds, ca_certs=ca))
+        return self._request
 
     @property
     def credentials(self) -> Credentials:
@@ -117,6 +156,13 @@ class TokenKeeper:
         self.forget()
         return AuthError(f"Google authorisation for account {self.account!r} failed ({detail}); "
                          f"run `salvage auth {self.account}`")
+
+
+def refresh_detail(exc: Exception) -> str:
+    """What a refused refresh says, e.g. "invalid_grant: Token has been expired or revoked."."""
+    # args[0] is that text; args[1] (the response) is not shown. Neither carries a token.
+    first = exc.args[0] if exc.args else ""
+    return str(first)[:200] or type(exc).__name__
 
 
 def _saved_refresh_token(path: Path) -> str | None:

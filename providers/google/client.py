@@ -19,8 +19,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from providers.base import ProviderContext, ProviderError, TransientError
-from providers.google.auth import TokenKeeper
+from providers.base import ProviderContext, ProviderError, TokenSource, TransientError
+from providers.google.auth import GoogleTokenSource
 from providers.google.settings import GoogleSettings
 from providers.retry import RetryPolicy, call_with_retry, parse_retry_after
 
@@ -107,7 +107,8 @@ class GoogleSession:
     ) -> None:
         self.account = ctx.account
         self.conn = conn
-        self.keeper = TokenKeeper(conn, ctx)
+        self.keeper = GoogleTokenSource(conn, ctx)
+        self.tokens: TokenSource = self.keeper
         self.policy = policy or RetryPolicy()
         self._sleep = ctx.sleep
         self._http: Any = None
@@ -119,11 +120,10 @@ class GoogleSession:
             from google_auth_httplib2 import AuthorizedHttp
             from googleapiclient.discovery import build
 
-            creds = self.keeper.credentials
             if self._http is None:
                 ca = str(self.conn.ca_bundle) if self.conn.ca_bundle else None
                 raw = _http_class()(timeout=self.conn.timeout_seconds, ca_certs=ca)
-                self._http = AuthorizedHttp(creds, http=raw)
+                self._http = AuthorizedHttp(_bearer(self.tokens), http=raw)
             calendar_url, gmail_url = endpoints(self.conn.api_endpoint)
             url = calendar_url if name == "calendar" else gmail_url
             version = "v3" if name == "calendar" else "v1"
@@ -163,7 +163,6 @@ class GoogleSession:
 
     def execute(self, request: Any, what: str) -> Any:
         """Send one request and translate every failure into a :mod:`providers.base` error."""
-        from google.auth import exceptions as auth_exceptions
         from googleapiclient.errors import HttpError
 
         try:
@@ -177,14 +176,6 @@ class GoogleSession:
                                 "check google.api_endpoint")
         except HttpError as exc:
             raise self._http_error(exc, what) from None
-        except auth_exceptions.RefreshError as exc:
-            detail = _refresh_detail(exc)
-            if getattr(exc, "retryable", False):
-                raise TransientError(f"{what}: Google's token endpoint failed ({detail})") from None
-            self.close()
-            raise self.keeper.auth_error(detail) from None
-        except auth_exceptions.TransportError as exc:
-            raise TransientError(f"{what}: cannot reach Google's token endpoint ({_short(exc)})") from None
         except ssl.SSLCertVerificationError as exc:
             raise ProviderError(f"{what}: the server's TLS certificate is not trusted ({exc.verify_message}); "
                                 "set google.ca_bundle if your network intercepts TLS") from None
@@ -198,9 +189,6 @@ class GoogleSession:
             if type(exc).__module__.startswith("httplib2"):
                 raise TransientError(f"{what}: connection failed ({_short(exc)})") from None
             raise
-        finally:
-            if self.keeper.save_if_changed():  # a new grant on disk: rebuild the client from it
-                self.close()
 
     def _http_error(self, exc: Any, what: str) -> ProviderError:
         status = int(getattr(exc.resp, "status", 0) or 0)
@@ -230,13 +218,6 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:200]
 
 
-def _refresh_detail(exc: Exception) -> str:
-    # args[0] is e.g. "invalid_grant: Token has been expired or revoked."; args[1] (the response) is
-    # not shown. Neither carries a token.
-    first = exc.args[0] if exc.args else ""
-    return str(first)[:200] or type(exc).__name__
-
-
 def _error_body(content: Any) -> tuple[str, set[str]]:
     """Google's error JSON: ``{"error": {"code", "message", "errors": [{"reason"...}], "status"}}``."""
     try:
@@ -254,6 +235,25 @@ def _error_body(content: Any) -> tuple[str, set[str]]:
         if isinstance(item, dict) and item.get("reason"):
             reasons.add(str(item["reason"]))
     return str(error.get("message") or "")[:300], reasons
+
+
+def _bearer(tokens: TokenSource) -> Any:
+    """google-auth credentials for ``AuthorizedHttp`` whose token comes from ``tokens``.
+
+    Before each request the current token is asked for (the source refreshes it when it expires);
+    after a 401 ``AuthorizedHttp`` calls ``refresh``, which asks for a new one.
+    """
+    from google.auth import credentials
+
+    class FromTokenSource(credentials.Credentials):  # type: ignore[misc]
+        def before_request(self, request: Any, method: str, url: str, headers: dict[str, str]) -> None:
+            self.token = tokens.token()
+            self.apply(headers)
+
+        def refresh(self, request: Any) -> None:
+            self.token = tokens.token(force_refresh=True)
+
+    return FromTokenSource()
 
 
 def session(ctx: ProviderContext) -> GoogleSession:

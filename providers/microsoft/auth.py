@@ -124,7 +124,7 @@ def build_cache(path: Path) -> Any:
     return PersistedTokenCache(persistence)
 
 
-class TokenSource:
+class MsalTokenSource:
     """Access tokens for one account from msal's cache, refreshed silently; thread-safe.
 
     ``token()`` raises :class:`AuthError` when the user must run ``salvage auth NAME`` and
@@ -180,12 +180,6 @@ class TokenSource:
                 f"account {self.account!r}: cannot reach the Microsoft sign-in service "
                 f"({type(exc).__name__})"
             ) from None
-
-    def invalidate(self) -> None:
-        """Forget the in-memory access token (after a 401)."""
-        with self._lock:
-            self._token = None
-            self._expires_at = 0.0
 
     def token(self, *, force_refresh: bool = False) -> str:
         """A valid access token, from memory, the cache, or a silent refresh."""
@@ -257,7 +251,7 @@ def authenticate(ctx: ProviderContext, *, no_browser: bool, out: Callable[[str],
     from msal.exceptions import MsalServiceError
 
     conn = connection(ctx)
-    source = TokenSource(conn, ctx)
+    source = MsalTokenSource(conn, ctx)
     app = source.app()
     login_hint = ctx.email
     try:

@@ -18,8 +18,8 @@ from urllib.parse import quote, urlencode, urlparse
 
 import httpx
 
-from providers.base import AuthError, ProviderContext, ProviderError, TransientError
-from providers.microsoft.auth import TokenSource, connection
+from providers.base import AuthError, ProviderContext, ProviderError, TokenSource, TransientError
+from providers.microsoft.auth import MsalTokenSource, connection
 from providers.microsoft.settings import MicrosoftSettings
 from providers.retry import RetryPolicy, call_with_retry, parse_retry_after
 
@@ -56,7 +56,7 @@ class GraphClient:
     ) -> None:
         self.account = ctx.account
         self.conn = conn
-        self.tokens = tokens or TokenSource(conn, ctx)
+        self.tokens: TokenSource = tokens or MsalTokenSource(conn, ctx)
         root = conn.graph_url.rstrip("/")
         parsed = urlparse(root)
         self.base = f"{root}/v1.0"
@@ -112,7 +112,6 @@ class GraphClient:
             if response.status_code != 401 or retry_auth:
                 break
             log.info("%s: Graph said 401; refreshing the access token", self.account)
-            self.tokens.invalidate()
         assert response is not None
         return self._check(response, what)
 
