@@ -211,8 +211,10 @@ class ImapDraftStore:
             folder = self._drafts_folder(client)
             uids = set(self._search_key(client, folder, key))
             own = self._own_uid(client, folder, ref)
-            if own is not None:
+            if own is not None and self._fetch_raw(client, own) is not None:
                 uids.add(own)
+            if not uids:  # the user threw it away (or sent it): never bring it back
+                raise ProviderError(f"{self.label}: the draft is no longer in {folder}; not re-creating it")
             keep: int | None = None
             for uid in sorted(uids, reverse=True):  # a copy appended before a crash: keep it
                 if uid != own and self._fetch_body_print(client, uid) == new_print:
