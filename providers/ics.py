@@ -122,6 +122,9 @@ class _Context:
     self_addresses: frozenset[str]
 
 
+ParseContext = _Context  # what parse_calendar needs to know; other sources (caldav) build one too
+
+
 class IcsSource:
     """A :class:`~providers.base.CalendarSource` over one iCalendar file or URL."""
 
@@ -943,4 +946,4 @@ def _categories(component: Component) -> tuple[str, ...]:
     return tuple(out)
 
 
-__all__ = ["PROVIDER", "IcsSettings", "IcsSource", "open_calendar", "parse_calendar", "redact_url"]
+__all__ = ["PROVIDER", "IcsSettings", "IcsSource", "ParseContext", "open_calendar", "parse_calendar", "redact_url"]

@@ -32,6 +32,7 @@ PROVIDERS: dict[str, str] = {
     "google": "providers.google:PROVIDER",
     "microsoft": "providers.microsoft:PROVIDER",
     "imap": "providers.imap:PROVIDER",
+    "caldav": "providers.caldav:PROVIDER",
 }
 
 _loaded: dict[str, Provider] = {}

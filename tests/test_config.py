@@ -25,7 +25,8 @@ accounts:
 
 def test_example_config_validates() -> None:
     config = load_config(ROOT / "config.example.yaml")
-    assert [a.name for a in config.accounts] == ["personal", "work-gmail", "work-outlook"]
+    assert [a.name for a in config.accounts] == ["personal", "work-gmail", "work-outlook", "fastmail", "gmail-imap",
+                                                "work-calendar-home-mail"]
     assert config.user.zone.key == "Europe/London"
 
 

@@ -308,6 +308,124 @@ class GraphHarness:
         return sum(1 for r in self.fake.requests if r.path.endswith(("/send", "/sendMail")))
 
 
+# ---- CalDAV (a real Radicale) ------------------------------------------------------------------------------
+
+
+class CaldavHarness:
+    def __init__(self, server: Any, user: str, tmp: Path) -> None:
+        self.server = server
+        self.user = user
+        self.calendar = server.make_calendar(user, "work", "Work")
+        self.events: dict[str, tuple[str, datetime | date, datetime | date]] = {}
+        os.environ[CALDAV_PASSWORD_ENV] = CALDAV_PASSWORD
+        self.config = _config(f"""
+user: {{name: Alex Morgan, email: {ME}, timezone: Europe/London}}
+accounts:
+  - name: contract
+    calendar: {{type: caldav, url: "{server.url}", username: {user}, password_env: {CALDAV_PASSWORD_ENV}}}
+    drafts: {{type: folder, path: {tmp / 'drafts'}}}
+""")
+
+    def _put(self, uid: str) -> None:
+        title, start, end = self.events[uid]
+        lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Salvage contract//EN", "BEGIN:VEVENT", f"UID:{uid}",
+                 "DTSTAMP:20261101T000000Z", _ics_when("DTSTART", start), _ics_when("DTEND", end),
+                 f"SUMMARY:{title}", f"ORGANIZER:mailto:{ORGANIZER}", f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{ME}",
+                 "END:VEVENT", "END:VCALENDAR"]
+        self.server.put(self.user, self.calendar, uid, "\r\n".join(lines) + "\r\n")
+
+    def add(self, title: str, start: datetime | date, end: datetime | date) -> str:
+        uid = f"e{len(self.events) + 1}"
+        self.events[uid] = (title, start, end)
+        self._put(uid)
+        return uid
+
+    def retitle(self, handle: str, title: str) -> None:
+        _, start, end = self.events[handle]
+        self.events[handle] = (title, start, end)
+        self._put(handle)
+
+    def remove(self, handle: str) -> None:
+        del self.events[handle]
+        self.server.delete(self.user, self.calendar, handle)
+
+    def source(self) -> CalendarSource:
+        return registry.open_calendar(self.config.accounts[0], registry.context(self.config.accounts[0], self.config))
+
+
+CALDAV_PASSWORD_ENV = "SALVAGE_CONTRACT_CALDAV_PASSWORD"
+CALDAV_PASSWORD = "contract-app-password"
+
+
+# ---- IMAP (a real Dovecot) ------------------------------------------------------------------------------
+
+
+class ImapHarness:
+    def __init__(self, server: Any, user: str, tmp: Path) -> None:
+        from imapclient import IMAPClient
+
+        self.server = server
+        (tmp / "none.ics").write_text("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n")
+        os.environ[IMAP_PASSWORD_ENV] = IMAP_PASSWORD
+        self.config = _config(f"""
+user: {{name: Alex Morgan, email: {ME}, timezone: Europe/London}}
+accounts:
+  - name: contract
+    calendar: {{type: ics, path: {tmp / 'none.ics'}}}
+    drafts: {{type: imap, host: 127.0.0.1, port: {server.port}, security: none, username: {user},
+              password_env: {IMAP_PASSWORD_ENV}}}
+""")
+        self.client = IMAPClient("127.0.0.1", port=server.port, ssl=False)
+        self.client.login(user, IMAP_PASSWORD)
+        self._stores: list[Any] = []
+
+    def store(self) -> DraftStore:
+        store = registry.open_drafts(self.config.accounts[0], registry.context(self.config.accounts[0], self.config))
+        self._stores.append(store)
+        return store
+
+    def _uid(self, ref: DraftRef) -> int:
+        self.client.select_folder("Drafts")
+        return int(ref.id)
+
+    def user_edits(self, ref: DraftRef, text: str) -> None:
+        from providers.mime import parse_message
+
+        uid = self._uid(ref)
+        msg = parse_message(self.client.fetch([uid], ["BODY.PEEK[]"])[uid][b"BODY[]"])
+        msg.set_content(text)  # a mail client saves an edit as a new message and removes the old one
+        self.client.append("Drafts", bytes(msg), flags=[b"\\Draft"])
+        self.user_deletes(ref)
+
+    def user_sends(self, ref: DraftRef) -> None:
+        self.client.move([self._uid(ref)], "Sent")
+
+    def user_deletes(self, ref: DraftRef) -> None:
+        uid = self._uid(ref)
+        self.client.delete_messages([uid])
+        self.client.uid_expunge([uid])
+
+    def live_keys(self) -> list[str]:
+        from providers.mime import KEY_HEADER, parse_message
+
+        self.client.select_folder("Drafts")
+        uids = self.client.search(["UNDELETED"])
+        found = self.client.fetch(uids, ["BODY.PEEK[HEADER]"]) if uids else {}
+        return sorted(str(parse_message(d[b"BODY[HEADER]"])[KEY_HEADER]) for d in found.values())
+
+    def sent_by_us(self) -> int:
+        return 0  # an IMAP store has no way to send: it only APPENDs, and the suite checks where to
+
+    def close(self) -> None:
+        for store in self._stores:
+            store.close()
+        self.client.logout()
+
+
+IMAP_PASSWORD_ENV = "SALVAGE_CONTRACT_IMAP_PASSWORD"
+IMAP_PASSWORD = "contract-app-password"
+
+
 # ---- shared servers and the tables ---------------------------------------------------------------------
 
 
@@ -318,6 +436,10 @@ class Servers:
         self._tmp = tmp
         self._graph: GraphFake | None = None
         self._graph_state = tmp / "graph"
+        self._dovecot: Any = None
+        self._radicale: Any = None
+        self._caldav_users: Iterator[str] = iter(f"contract{i}" for i in range(1, 81))
+        self._imap_users: Iterator[str] = iter(f"contract{i}@example.com" for i in range(1, 81))
 
     def graph(self) -> GraphFake:
         if self._graph is None:
@@ -327,9 +449,45 @@ class Servers:
         self._graph.reset()
         return self._graph
 
+    def dovecot(self) -> tuple[Any, str]:
+        """The shared Dovecot (started on first use) and a fresh user on it."""
+        import pytest
+        from servers.dovecot import make_server, unavailable_reason
+
+        reason = unavailable_reason()
+        if reason is not None:
+            pytest.skip(reason)
+        if self._dovecot is None:
+            server = make_server()
+            for i in range(1, 81):  # before the start: Dovecot caches its passwd-file
+                server.add_user(f"contract{i}@example.com", IMAP_PASSWORD)
+            server.start()
+            self._dovecot = server
+        return self._dovecot, next(self._imap_users)
+
+    def radicale(self) -> tuple[Any, str]:
+        """The shared Radicale (started on first use) and a fresh user on it."""
+        if self._radicale is None:
+            from servers.radicale import make_server
+
+            server = make_server()
+            for i in range(1, 81):
+                server.add_user(f"contract{i}", CALDAV_PASSWORD)
+            server.start()
+            self._radicale = server
+        return self._radicale, next(self._caldav_users)
+
     def close(self) -> None:
         if self._graph is not None:
             self._graph.close()
+        if self._radicale is not None:
+            from servers.radicale import remove as remove_radicale
+
+            remove_radicale(self._radicale)
+        if self._dovecot is not None:
+            from servers.dovecot import remove
+
+            remove(self._dovecot)
 
 
 Opener = Callable[[Path, Servers], AbstractContextManager[Any]]
@@ -368,18 +526,34 @@ def _graph(tmp: Path, servers: Servers) -> Iterator[GraphHarness]:
     assert fake.violations == []
 
 
+@contextmanager
+def _caldav(tmp: Path, servers: Servers) -> Iterator[CaldavHarness]:
+    server, user = servers.radicale()
+    yield CaldavHarness(server, user, tmp)
+
+
+@contextmanager
+def _imap(tmp: Path, servers: Servers) -> Iterator[ImapHarness]:
+    server, user = servers.dovecot()
+    harness = ImapHarness(server, user, tmp)
+    yield harness
+    harness.close()
+
+
 # One line per provider. The harness is a context manager: (tmp_path, shared servers) -> harness.
 CALENDARS: dict[str, Opener] = {
     "memory": _memory_calendar,
     "ics": _ics,
     "google": _google,
     "microsoft": _graph,
+    "caldav": _caldav,
 }
 MAILBOXES: dict[str, Opener] = {
     "memory": _memory_mailbox,
     "folder": _folder,
     "google": _google,
     "microsoft": _graph,
+    "imap": _imap,
 }
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
