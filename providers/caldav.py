@@ -41,7 +41,6 @@ from pydantic import Field, model_validator
 from daemon.config import ProviderSection
 from daemon.core.model import Event
 from providers.base import (
-    AuthError,
     Capabilities,
     FetchResult,
     Provider,
@@ -53,7 +52,7 @@ from providers.base import (
     decode_cursor,
 )
 from providers.ics import PARSER_VERSION, ParseContext, parse_calendar
-from providers.secret import check_password_source, read_password
+from providers.secret import PasswordError, check_password_source, read_password
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +159,7 @@ class CaldavSource:
             self._forget()
             where = (f"environment variable {self.settings.password_env}" if self.settings.password_env
                      else f"file {self.settings.password_file}")
-            raise AuthError(f"{self.label}: access refused (HTTP {exc.status or 401}); check the username and the "
+            raise PasswordError(f"{self.label}: access refused (HTTP {exc.status or 401}); check the username and the "
                             f"password or app password in {where}") from None
         except error.RateLimitError as exc:
             raise TransientError(f"{self.label}: the server asks to slow down (HTTP {exc.status or 429})",

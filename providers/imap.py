@@ -50,7 +50,7 @@ from providers.base import (
     TransientError,
 )
 from providers.mime import KEY_HEADER, build_message, fingerprint, parse_message, plain_body
-from providers.secret import check_password_source, read_password
+from providers.secret import PasswordError, check_password_source, read_password
 
 log = logging.getLogger(__name__)
 
@@ -381,8 +381,9 @@ class ImapDraftStore:
             hint = f"run `salvage auth {self.account}`" if self._token is not None else \
                 "check the username and the " + ("environment variable " + s.password_env if s.password_env
                                                  else f"file {s.password_file}")
-            raise AuthError(f"{self.label}: login refused ({_reason(exc)}); the {how} is wrong or "
-                            f"revoked: {hint}") from None
+            message = (f"{self.label}: login refused ({_reason(exc)}); the {how} is wrong or "
+                       f"revoked: {hint}")
+            raise (AuthError(message) if self._token is not None else PasswordError(message)) from None
 
     def _drop(self) -> None:
         client, self._client = self._client, None

@@ -14,8 +14,9 @@ from servers.radicale import Radicale, make_server, remove, vevent
 
 from daemon.config import parse_config
 from providers import registry
-from providers.base import AuthError, FetchResult, ProviderError, TransientError, Window
+from providers.base import FetchResult, ProviderError, TransientError, Window
 from providers.caldav import CaldavSource
+from providers.secret import PasswordError
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 30, 9, tzinfo=UTC)
@@ -145,14 +146,39 @@ def test_a_sliding_window_reads_the_new_stretch_and_a_bad_token_rereads(radicale
 def test_wrong_password_private_file_and_a_down_server(radicale: Radicale, user: str, work: str, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PASSWORD_ENV, "wrong")
-    with pytest.raises(AuthError, match=f"access refused.*{PASSWORD_ENV}"):
+    with pytest.raises(PasswordError, match=f"access refused.*{PASSWORD_ENV}"):
         source(radicale, user, tmp_path).fetch(WINDOW, None)
     secret = tmp_path / "caldav-password"
     secret.write_text("app-password\n")
     os.chmod(secret, 0o640)
-    with pytest.raises(AuthError, match="chmod 600"):
+    with pytest.raises(PasswordError, match="chmod 600"):
         source(radicale, user, tmp_path, password_env=None, password_file=secret).fetch(WINDOW, None)
     os.chmod(secret, 0o600)
     assert source(radicale, user, tmp_path, password_env=None, password_file=secret).fetch(WINDOW, None).complete
     with pytest.raises(TransientError, match="cannot reach"):
         source(radicale, user, tmp_path, url="http://127.0.0.1:9/").fetch(WINDOW, None)
+
+
+def test_tls_is_verified_and_a_ca_bundle_adds_a_private_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    chain, key, bundle = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(bundle))
+    server = make_server(tls=(chain, key, bundle))
+    server.add_user("tls-user", "app-password")
+    monkeypatch.setenv(PASSWORD_ENV, "app-password")
+    try:
+        server.start()
+        work = server.make_calendar("tls-user", "work", "Work")
+        server.put("tls-user", work, "i1", vevent("i1", "Interview with Acme", "20261203T140000Z",
+                                                  "20261203T150000Z"))
+        with pytest.raises(ProviderError, match="TLS failed.*ca_bundle"):
+            source(server, "tls-user", tmp_path).fetch(WINDOW, None)
+        trusted = source(server, "tls-user", tmp_path, ca_bundle=bundle).fetch(WINDOW, None)
+        assert titles(trusted) == ["Interview with Acme"]
+    finally:
+        remove(server)

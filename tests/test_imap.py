@@ -21,6 +21,7 @@ from providers import registry
 from providers.base import Address, AuthError, DraftFate, DraftMessage, ProviderError, TransientError
 from providers.imap import ImapDraftStore
 from providers.mime import KEY_HEADER, parse_message, plain_body
+from providers.secret import PasswordError
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
 
@@ -207,7 +208,7 @@ def test_threads_into_the_invitation_by_message_id_then_subject_and_sender(mailb
 def test_wrong_password_is_an_auth_error_naming_the_fix(mailbox: ImapDraftStore,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PASSWORD_ENV, "wrong")
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(PasswordError) as info:
         mailbox.find_by_key("k1")
     assert "login refused" in str(info.value) and PASSWORD_ENV in str(info.value)
     assert "wrong" not in str(info.value).replace("is wrong", "")
@@ -218,7 +219,7 @@ def test_password_file_must_be_private(dovecot: Dovecot, user: str, tmp_path: Pa
     secret.write_text("s3cret-app-password\n")
     os.chmod(secret, 0o644)
     box = store(dovecot, user, tmp_path, password_env=None, password_file=secret)
-    with pytest.raises(AuthError, match="chmod 600"):
+    with pytest.raises(PasswordError, match="chmod 600"):
         box.find_by_key("k1")
     os.chmod(secret, 0o600)
     assert box.find_by_key("k1") is None

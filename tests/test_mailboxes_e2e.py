@@ -148,6 +148,7 @@ def test_run_once_against_radicale_and_dovecot(servers: tuple[Any, Any], tmp_pat
     with StateStore.open(tmp_path / "state.sqlite3") as store:
         status = store.account_status("fastmail")
         assert status is not None and status.error and ENV in status.error
+        assert not status.needs_auth  # `salvage auth` cannot fix a password: retried at the next poll
     monkeypatch.setenv(ENV, PASSWORD)
     assert main(run) == 0
     assert list(drafts(client)) == [acme_key]

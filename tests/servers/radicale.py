@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ class Radicale:
 
     root: Path
     users: dict[str, str] = field(default_factory=dict)
+    tls: tuple[Path, Path, Path] | None = None  # (certificate chain, key, CA that signed it)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
@@ -36,7 +38,7 @@ class Radicale:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/"
 
     def _write_users(self) -> None:
         (self.root / "users").write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
@@ -48,10 +50,11 @@ class Radicale:
 
     def start(self) -> None:
         config = self.root / "config"
+        tls = f"ssl = True\ncertificate = {self.tls[0]}\nkey = {self.tls[1]}\n" if self.tls else ""
         config.write_text(f"""
 [server]
 hosts = 127.0.0.1:{self.port}
-[auth]
+{tls}[auth]
 type = htpasswd
 htpasswd_filename = {self.root / 'users'}
 htpasswd_encryption = plain
@@ -71,7 +74,7 @@ type = none
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
                 raise RuntimeError(f"radicale exited: {err}")
             try:
-                httpx.get(self.url, timeout=1)
+                httpx.get(self.url, timeout=1, verify=self._verify())
                 return
             except httpx.TransportError:
                 time.sleep(0.05)
@@ -93,7 +96,10 @@ type = none
     # ---- seeding, as another client (the organizer's invitations arriving) -------------------------
 
     def client(self, user: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url, auth=(user, self.users[user]), timeout=10)
+        return httpx.Client(base_url=self.url, auth=(user, self.users[user]), timeout=10, verify=self._verify())
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=str(self.tls[2])) if self.tls else True
 
     def make_calendar(self, user: str, name: str, display: str) -> str:
         """MKCALENDAR ``/user/name/`` with a display name; returns its path."""
@@ -119,10 +125,10 @@ type = none
             assert resp.status_code in (200, 204), resp.text
 
 
-def make_server() -> Radicale:
+def make_server(tls: tuple[Path, Path, Path] | None = None) -> Radicale:
     shm = Path("/dev/shm")
     where = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None  # memory: many small files
-    return Radicale(root=Path(tempfile.mkdtemp(prefix="salvage-radicale-", dir=where)))
+    return Radicale(root=Path(tempfile.mkdtemp(prefix="salvage-radicale-", dir=where)), tls=tls)
 
 
 def remove(server: Radicale) -> None:
