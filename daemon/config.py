@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
@@ -31,6 +32,7 @@ from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import InitErrorDetails
 
 from daemon import paths
+from daemon.configfile import ConfigFileError, load_yaml, read_config_file
 
 REASONS = (
     "scheduling_conflict",
@@ -60,7 +62,7 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 class Strict(BaseModel):
     """Base for config sections: unknown keys are errors (they are usually typos)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _check_zone(value: str) -> str:
@@ -71,9 +73,27 @@ def _check_zone(value: str) -> str:
     return value
 
 
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})(:\d{2})?")
+
+
+def _clock_time(value: Any) -> Any:
+    """A wall-clock time: a quoted "HH:MM" string (no zone), never a number YAML made of 9:00."""
+    if isinstance(value, time) and value.tzinfo is None:
+        return value
+    if isinstance(value, str):
+        match = _CLOCK.fullmatch(value.strip())
+        if match:
+            return f"{int(match.group(1)):02d}:{match.group(2)}{match.group(3) or ''}"
+        raise ValueError(f'{value!r} is not a time of day; write times as quoted "HH:MM"')
+    raise ValueError(f'{value!r} is not a time of day; write times as quoted "HH:MM"')
+
+
+ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+
+
 class TimeRange(Strict):
-    start: time = Field(description="Start of the range, HH:MM in the user's timezone.")
-    end: time = Field(description="End of the range, HH:MM (exclusive).")
+    start: ClockTime = Field(description="Start of the range, HH:MM in the user's timezone.")
+    end: ClockTime = Field(description="End of the range, HH:MM (exclusive).")
 
     @model_validator(mode="after")
     def _ordered(self) -> TimeRange:
@@ -113,8 +133,8 @@ class WorkingHours(Strict):
         default_factory=lambda: list(WEEKDAYS[:5]),
         description="Days on which slots may be proposed.",
     )
-    start: time = Field(time(9, 0), description="Earliest start of a proposed slot.")
-    end: time = Field(time(17, 30), description="Latest end of a proposed slot.")
+    start: ClockTime = Field(time(9, 0), description="Earliest start of a proposed slot.")
+    end: ClockTime = Field(time(17, 30), description="Latest end of a proposed slot.")
 
     @model_validator(mode="after")
     def _ordered(self) -> WorkingHours:
@@ -314,12 +334,14 @@ def _section(role: str, value: Any, info: ValidationInfo) -> ProviderSection:
         raise ValueError(f"expected a mapping with a 'type' key, got {type(value).__name__}")
     sections = provider_sections()
     kind = value.get("type")
-    choices = ", ".join(sections.kinds(role))
+    kinds = sections.kinds(role)
+    choices = " or ".join(kinds) if len(kinds) <= 2 else ", ".join(kinds[:-1]) + " or " + kinds[-1]
+    example = f" (e.g. 'type: {kinds[0]}')" if kinds else ""
     if kind is None:
-        raise ValueError(f"'type' is missing; choose one of: {choices}")
+        raise ValueError(f"'type' is missing: say which kind of {role} this is, {choices}{example}")
     model = sections.section_model(role, str(kind))
     if model is None:
-        raise ValueError(f"unknown type {kind!r}; choose one of: {choices}")
+        raise ValueError(f"unknown {role} type {kind!r}; the {role} types are {choices}")
     return model.model_validate(value, context=info.context)
 
 
@@ -534,12 +556,9 @@ def parse_config(text: str, source: Path | None = None) -> Config:
     """Parse and validate config text. Raises :class:`ConfigError` listing every problem."""
     name = str(source) if source else "<config>"
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}" if mark else name
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{where}: not valid YAML: {problem}"], source) from None
+        data = load_yaml(text, name)  # refuses alias bombs, base-60 "times", .nan/.inf (daemon.configfile)
+    except ConfigFileError as exc:
+        raise ConfigError(exc.problems, source) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -585,13 +604,13 @@ def load_config(path: Path | None = None) -> Config:
     """Load the config file (default: the platform config dir). Raises :class:`ConfigError`."""
     source = (path or default_config_path()).expanduser().absolute()  # inner paths stay valid after a chdir
     try:
-        text = source.read_text(encoding="utf-8")
+        text = read_config_file(source)  # a regular file of bounded size only (daemon.configfile)
     except FileNotFoundError:
         raise ConfigError(
             [f"{source}: no such file (copy config.example.yaml there, or pass --config PATH)"], source
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{source}: cannot read: {exc}"], source) from None
+    except ConfigFileError as exc:
+        raise ConfigError(exc.problems, source) from None
     return parse_config(text, source)
 
 

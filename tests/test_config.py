@@ -173,7 +173,7 @@ def test_an_unknown_type_is_one_line_naming_the_choices() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(MINIMAL.replace("{type: folder, path: out}", "{type: pigeon}"))
     (problem,) = info.value.problems
-    assert "unknown type 'pigeon'; choose one of: folder, google, " in problem and "\n" not in problem
+    assert "unknown drafts type 'pigeon'; the drafts types are folder, google, " in problem and "\n" not in problem
 
 
 def test_a_key_named_connections_is_unknown() -> None:

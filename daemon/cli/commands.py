@@ -286,8 +286,12 @@ def cmd_config(args: argparse.Namespace, out: Console) -> int:
         return 0
     config = config_from(args)
     from daemon.engine.render import template_problems
+    from daemon.engine.state import state_path_problem
 
     problems = template_problems(config)
+    state = state_path_problem(config.state_path)
+    if state:
+        problems.append(f"state.path: {state}")
     for account in config.accounts:
         for kind, section in (("calendar", account.calendar), ("drafts", account.drafts)):
             path = getattr(section, "path", None)

@@ -18,6 +18,9 @@ class UserError(Exception):
     """A mistake in how Salvage was called: shown plainly, exit 2."""
 
 
+NOW_RANGE = (1971, 2999)
+
+
 def parse_now(text: str | None) -> datetime:
     """``--now``: an ISO 8601 instant with an offset (e.g. 2026-11-24T10:30:00+00:00 or ...Z)."""
     from daemon.core.model import utc_now
@@ -33,6 +36,9 @@ def parse_now(text: str | None) -> datetime:
         raise UserError(f"--now {text!r} is not an ISO 8601 instant (e.g. 2026-11-24T10:30:00+00:00)") from None
     if parsed.utcoffset() is None:
         raise UserError(f"--now {text!r} has no timezone offset; add one, e.g. {text}+00:00 or {text}Z")
+    # The read window and slot search reach weeks either side; near datetime's limits they overflow.
+    if not NOW_RANGE[0] <= parsed.year <= NOW_RANGE[1]:
+        raise UserError(f"--now {text!r} is out of range; give an instant between {NOW_RANGE[0]} and {NOW_RANGE[1]}")
     return parsed
 
 

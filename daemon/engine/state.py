@@ -9,6 +9,7 @@ ISO 8601 text.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -244,9 +245,27 @@ def _bounds(event: Event) -> tuple[str, str]:
 def _os_reason(exc: OSError) -> str:
     if isinstance(exc, IsADirectoryError):
         return "it is a directory, not a file"
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):
+        return "a part of the folder it is in is a file, not a folder"
     if isinstance(exc, PermissionError):
         return "permission denied"
     return exc.strerror or type(exc).__name__
+
+
+def state_path_problem(path: Path) -> str | None:
+    """Why the state file could not be opened at ``path`` (checked without creating anything); None if fine."""
+    if path.is_dir():
+        return f"{path} is a directory; state.path must name a file"
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, so {path} cannot be created"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"{path} is not readable and writable by you"
+    if not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot create {path}: {folder} is not writable by you"
+    return None
 
 
 class StateStore:
