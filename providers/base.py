@@ -291,6 +291,12 @@ class HttpOptions:
     user_agent: str = f"salvage/{__version__}"
 
 
+class HttpClients(Protocol):
+    """Where providers get their HTTP clients: one per CA bundle, shared (see providers/http.py)."""
+
+    def client(self, ca_bundle: Path | None = None) -> Any: ...
+
+
 class ProviderContext:
     """What a provider is given besides its settings: who the account is, where files go, the clock.
 
@@ -312,6 +318,7 @@ class ProviderContext:
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
         http: HttpOptions = HttpOptions(),
+        http_clients: HttpClients | None = None,
     ) -> None:
         self.account = account
         self.user_name = user_name
@@ -323,6 +330,7 @@ class ProviderContext:
         self.clock = clock
         self.sleep = sleep
         self.http = http
+        self.http_clients = http_clients
         self._pool: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -332,6 +340,12 @@ class ProviderContext:
         if not isinstance(section, model):
             raise ProviderError(f"account {self.account!r} has no '{name}:' section")
         return section
+
+    def http_client(self, ca_bundle: Path | None = None) -> Any:
+        """An HTTP client (httpx) trusting ``ca_bundle`` or the system's CAs, shared between accounts."""
+        if self.http_clients is None:
+            raise ProviderError(f"account {self.account!r} was given no HTTP clients")
+        return self.http_clients.client(ca_bundle)
 
     def shared(self, key: str, make: Callable[[], T]) -> T:
         """The account's one object for ``key``, made by ``make()`` on first use."""

@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import re
-import ssl
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
@@ -35,7 +34,6 @@ import icalendar
 import recurring_ical_events
 from pydantic import Field, model_validator
 
-from daemon import __version__
 from daemon.config import ProviderSection
 from daemon.core.model import Event, EventType, Person, Response, ShowAs, person
 from daemon.core.normalize import find_join_urls, find_phones, html_to_text, zone, zone_name
@@ -57,6 +55,7 @@ log = logging.getLogger(__name__)
 
 # How far the window may slide past the last full result before an unchanged source is re-read.
 REFRESH_SLACK = timedelta(hours=1)
+ACCEPT = "text/calendar, text/plain;q=0.5, */*;q=0.1"
 MAX_BYTES = 50 * 1024 * 1024
 MAX_PROBLEMS = 50
 RETRY = RetryPolicy(attempts=3, base_seconds=1.0, cap_seconds=10.0, max_retry_after=60.0)
@@ -140,6 +139,7 @@ class IcsSource:
         calendar = settings
         self._calendar = calendar
         self._sleep = context.sleep
+        self._context = context
         self._retry = retry
         self._client: httpx.Client | None = None
         addresses = set(context.addresses)
@@ -188,10 +188,8 @@ class IcsSource:
         )
 
     def close(self) -> None:
-        """Close the HTTP client, if one was opened."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Let go of the HTTP client (it is shared: its pool closes it)."""
+        self._client = None
 
     # ---- cursor ---------------------------------------------------------------------------------
 
@@ -227,40 +225,28 @@ class IcsSource:
 
     def _http(self) -> httpx.Client:
         if self._client is None:
-            verify: ssl.SSLContext | bool = True
-            if self._calendar.ca_bundle is not None:
-                try:
-                    verify = ssl.create_default_context(cafile=str(self._calendar.ca_bundle))
-                except (OSError, ssl.SSLError) as exc:
-                    raise ProviderError(f"ca_bundle {self._calendar.ca_bundle} cannot be used: {exc}") from None
-            self._client = httpx.Client(
-                timeout=self._calendar.timeout_seconds,
-                verify=verify,
-                follow_redirects=True,
-                headers={
-                    "User-Agent": f"Salvage/{__version__}",
-                    "Accept": "text/calendar, text/plain;q=0.5, */*;q=0.1",
-                },
-            )
+            self._client = self._context.http_client(self._calendar.ca_bundle)
         return self._client
 
     def _download(self, prev: dict[str, Any] | None, state: dict[str, Any]) -> bytes | None:
         """GET the URL (conditionally when ``prev`` allows); None means 304 Not Modified."""
         assert self._url is not None
-        headers: dict[str, str] = {}
+        headers = {"Accept": ACCEPT}
         if prev is not None:
             if prev.get("etag"):
                 headers["If-None-Match"] = str(prev["etag"])
             if prev.get("last_modified"):
                 headers["If-Modified-Since"] = str(prev["last_modified"])
+        conditional = "If-None-Match" in headers or "If-Modified-Since" in headers
         client = self._http()
         label = self.label
 
         def attempt() -> bytes | None:
             try:
-                with client.stream("GET", self._url or "", headers=headers) as resp:
+                with client.stream("GET", self._url or "", headers=headers,
+                                   timeout=self._calendar.timeout_seconds) as resp:
                     status = resp.status_code
-                    if status == 304 and headers:
+                    if status == 304 and conditional:
                         state["etag"] = resp.headers.get("ETag") or (prev or {}).get("etag")
                         state["last_modified"] = resp.headers.get("Last-Modified") or (prev or {}).get(
                             "last_modified"

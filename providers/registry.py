@@ -20,11 +20,13 @@ from daemon.core.model import utc_now
 from providers.base import (
     CalendarSource,
     DraftStore,
+    HttpClients,
     Provider,
     ProviderContext,
     ProviderError,
     Role,
 )
+from providers.http import HttpPool
 
 PROVIDERS: dict[str, str] = {
     "ics": "providers.ics:PROVIDER",
@@ -99,12 +101,18 @@ def context(
     *,
     clock: Callable[[], datetime] = utc_now,
     sleep: Callable[[float], None] | None = None,
+    http_clients: HttpClients | None = None,
 ) -> ProviderContext:
-    """The context a provider of ``account`` is given: identity, paths, clock, its sections."""
+    """The context a provider of ``account`` is given: identity, paths, clock, its sections.
+
+    ``http_clients`` is the process's shared pool (the engine's); without one the context gets a
+    pool of its own, closed with it.
+    """
+    own = http_clients is None
     addresses = set(config.user.addresses)
     if account.email:
         addresses.add(account.email.lower())
-    return ProviderContext(
+    ctx = ProviderContext(
         account.name,
         user_name=config.user.name,
         email=(account.email or config.user.email).lower(),
@@ -114,7 +122,11 @@ def context(
         connections=account.connections,
         clock=clock,
         sleep=sleep if sleep is not None else default_sleep,
+        http_clients=http_clients,
     )
+    if own:
+        ctx.http_clients = ctx.shared("http", HttpPool)
+    return ctx
 
 
 def open_calendar(account: AccountConfig, ctx: ProviderContext) -> CalendarSource:

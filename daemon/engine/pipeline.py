@@ -38,6 +38,7 @@ from providers.base import (
     TransientError,
     Window,
 )
+from providers.http import HttpPool
 from providers.mime import fingerprint
 
 log = logging.getLogger("salvage.pipeline")
@@ -145,6 +146,7 @@ class Engine:
         self._sources: dict[str, CalendarSource] = {}
         self._mailboxes: dict[str, DraftStore] = {}
         self._contexts: dict[str, ProviderContext] = {}  # one per account: its shared connections
+        self._http = HttpPool()  # one HTTP client per CA bundle for every account, kept across passes
         self._warned: set[tuple[str, str]] = set()  # (account, problem) already logged as a warning
 
     # ---- sources --------------------------------------------------------------------------------
@@ -158,7 +160,7 @@ class Engine:
 
     def _context(self, account: AccountConfig) -> ProviderContext:
         if account.name not in self._contexts:
-            self._contexts[account.name] = registry.context(account, self.config)
+            self._contexts[account.name] = registry.context(account, self.config, http_clients=self._http)
         return self._contexts[account.name]
 
     def _source(self, account: AccountConfig) -> CalendarSource:
@@ -474,6 +476,7 @@ class Engine:
 
     def close(self) -> None:
         self.forget_connections()
+        self._http.close()
 
 
 def _describe_event(event: Event) -> str:
