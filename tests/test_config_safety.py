@@ -53,7 +53,7 @@ CASES = {
     "a recursive alias": (BASE + "x: &a [*a]\n", "refers to itself"),
     "deep nesting": (BASE + "x: " + "[" * 1500 + "]" * 1500 + "\n", "nested too deeply"),
     "a missing calendar type": (BASE.replace("      type: ics\n", ""),
-                                "'type' is missing: say which kind of calendar this is, google, ics"),
+                                "'type' is missing: say which kind of calendar this is,"),
     "a state.path that is a folder": (BASE + "state:\n  path: .\n", "state.path"),
     "a state.path inside a file": (BASE + "state:\n  path: demo.ics/state.sqlite3\n", "state.path"),
 }
