@@ -51,7 +51,7 @@ from providers.base import (
 from providers.ics_window import drop_outside
 from providers.retry import RetryPolicy, call_with_retry, parse_retry_after
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"salvage.{__name__}")
 
 # How far the window may slide past the last full result before an unchanged source is re-read.
 REFRESH_SLACK = timedelta(hours=1)

@@ -52,7 +52,7 @@ from providers.base import (
 from providers.mime import KEY_HEADER, build_message, fingerprint, parse_message, plain_body
 from providers.secret import PasswordError, check_password_source, read_password
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"salvage.{__name__}")
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ from typing import TypeVar
 from providers.base import TransientError
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"salvage.{__name__}")
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,7 @@ def test_an_interpreter_that_folds_wrongly_gets_the_draft_refused_and_logged_onc
     (tmp_path / "config.yaml").write_text((SAMPLE / "demo.yaml").read_text() + "state:\n  path: s.sqlite3\n")
     config = load_config(tmp_path / "config.yaml")
     now = parse_now(DEMO_NOW)
-    with open_engine(config) as engine, caplog.at_level(logging.WARNING, logger="salvage.pipeline"):
+    with open_engine(config) as engine, caplog.at_level(logging.WARNING, logger="salvage.daemon.engine.pipeline"):
         first = engine.run_once(now)
         second = engine.run_once(now)
     assert not list((tmp_path / "drafts").glob("*.eml"))

@@ -102,3 +102,16 @@ def test_the_core_imports_only_the_config() -> None:
         if layer_of(name) == 1:
             bad = [t for t, _ in imports_of(name, path, known) if layer_of(t) not in (0, 1)]
             assert bad == [], name
+
+
+def test_every_module_logs_in_the_one_salvage_tree() -> None:
+    """``logging.getLogger(f"salvage.{__name__}")`` everywhere: one tree, one level set by the CLI."""
+    wanted = 'logging.getLogger(f"salvage.{__name__}")'
+    stray = []
+    for path in sorted([*(ROOT / "daemon").rglob("*.py"), *(ROOT / "providers").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "getLogger":
+                text = ast.unparse(node).replace("'", '"')
+                if text != wanted and not (path.name == "logs.py" and path.parent.name == "cli"):
+                    stray.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text}")
+    assert stray == []

@@ -145,7 +145,7 @@ def test_secrets_are_never_logged(fake: GraphFake, tmp_path: Path, caplog: pytes
 
 
 def test_cache_falls_back_to_a_0600_file_without_a_keyring(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="salvage.microsoft")
+    caplog.set_level(logging.INFO, logger="salvage.providers.microsoft")
     microsoft_auth._persistence_logged = False
     path = tmp_path / "tokens" / "old.msal.json"
     path.parent.mkdir()

@@ -55,13 +55,13 @@ def test_nothing_configured_runs_nothing(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_a_missing_program_is_logged_not_raised(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
-    caplog.set_level(logging.INFO, logger="salvage.notify")
+    caplog.set_level(logging.INFO, logger="salvage.daemon.service.notify")
     assert notify([str(tmp_path / "no-such-notifier"), "{message}"], "hello", None) is False
     assert "not found" in caplog.text and "no-such-notifier" in caplog.text
 
 
 def test_a_program_that_cannot_run_is_logged(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
-    caplog.set_level(logging.INFO, logger="salvage.notify")
+    caplog.set_level(logging.INFO, logger="salvage.daemon.service.notify")
     script = tmp_path / "not-executable"
     script.write_text("#!/bin/sh\nexit 0\n")
     script.chmod(0o644)
@@ -70,14 +70,14 @@ def test_a_program_that_cannot_run_is_logged(caplog: pytest.LogCaptureFixture, t
 
 
 def test_a_failing_program_is_logged_with_its_last_error_line(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="salvage.notify")
+    caplog.set_level(logging.INFO, logger="salvage.daemon.service.notify")
     command = [sys.executable, "-c", "import sys; sys.stderr.write('first\\nntfy: 401 unauthorized\\n'); sys.exit(3)"]
     assert notify(command, "hello", None) is False
     assert "exited with status 3" in caplog.text and "401 unauthorized" in caplog.text
 
 
 def test_a_hung_program_is_stopped_after_the_timeout(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
-    caplog.set_level(logging.INFO, logger="salvage.notify")
+    caplog.set_level(logging.INFO, logger="salvage.daemon.service.notify")
     child_pid = tmp_path / "child.pid"
     # a wrapper that starts a child of its own and waits: the timeout must stop both
     script = (
@@ -114,7 +114,7 @@ def test_the_command_gets_no_stdin_and_its_stdout_is_discarded(tmp_path: Path) -
 
 
 def test_never_raises_on_odd_input(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="salvage.notify")
+    caplog.set_level(logging.INFO, logger="salvage.daemon.service.notify")
     # a NUL byte cannot be put in an argv: logged, not raised
     assert notify([sys.executable, "-c", "pass", "{message}"], "bad\x00byte", None) is False
     assert "notify" in caplog.text

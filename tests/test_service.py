@@ -236,7 +236,7 @@ def test_missed_check_job_drafts_the_apology_and_notifies_once(world: World, cap
 
     job = svc.scheduler.get_job("check:work:iv1")
     world.clock.now = job.next_run_time
-    caplog.set_level(logging.WARNING, logger="salvage.service")
+    caplog.set_level(logging.WARNING, logger="salvage.daemon.service.scheduler")
     job.func(*job.args)  # what the scheduler would run at start + grace
     (draft,) = mailbox.drafts.values()
     assert "missing" in draft.subject.lower() or "missed" in draft.subject.lower()
@@ -260,11 +260,11 @@ def test_missed_check_job_drafts_the_apology_and_notifies_once(world: World, cap
 def test_no_notify_command_means_only_the_draft_and_the_log(world: World, caplog: pytest.LogCaptureFixture) -> None:
     world.config = world.config.model_copy(update={"notify": world.config.notify.model_copy(update={"command": None})})
     world.calendars["work"].events = clash(NOW - timedelta(minutes=15), phone=True)  # missed a few minutes ago
-    caplog.set_level(logging.WARNING, logger="salvage.service")
+    caplog.set_level(logging.WARNING, logger="salvage.daemon.service.scheduler")
     world.service()._poll_job("work")
     assert [d.subject for d in world.mailboxes["work"].drafts.values()]
     assert world.notified == []
-    assert any(PHONE in r.getMessage() for r in caplog.records if r.name == "salvage.service")
+    assert any(PHONE in r.getMessage() for r in caplog.records if r.name == "salvage.daemon.service.scheduler")
 
 
 def test_without_a_command_the_desktop_notifier_says_whom_to_call_and_what_to_say(
@@ -357,7 +357,7 @@ def test_a_crashing_pass_is_recorded_and_does_not_escape(world: World, caplog: p
         raise RuntimeError("disk on fire")
 
     svc.engine.run_once = broken  # type: ignore[method-assign]
-    caplog.set_level(logging.ERROR, logger="salvage.service")
+    caplog.set_level(logging.ERROR, logger="salvage.daemon.service.scheduler")
     svc._poll_job("work")
     svc._poll_job("work")
     status = world.store.account_status("work")
@@ -372,7 +372,7 @@ def test_a_crashing_pass_is_recorded_and_does_not_escape(world: World, caplog: p
 def test_reload_with_a_bad_config_keeps_the_old_one(world: World, caplog: pytest.LogCaptureFixture) -> None:
     svc = world.service()
     old = svc.config
-    caplog.set_level(logging.INFO, logger="salvage.service")
+    caplog.set_level(logging.INFO, logger="salvage.daemon.service.scheduler")
     world.config_path.write_text(CONFIG.replace("poll_minutes: 2", "poll_minutes: -1"), encoding="utf-8")
     assert svc.reload() is False
     assert svc.config is old

@@ -12,7 +12,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
@@ -29,10 +28,10 @@ from daemon.cli.output import (
 )
 from daemon.config import Config, json_schema, parse_config
 from daemon.core.ids import short_id
-from daemon.core.model import Classification, DraftState, Event
+from daemon.core.model import Classification, Event
 from daemon.engine.pipeline import Engine, Evaluation, PassReport, find_events
 
-log = logging.getLogger("salvage.cli")
+log = logging.getLogger(f"salvage.{__name__}")
 
 DEMO_NOW = "2026-11-24T10:30:00+00:00"
 _INTERVIEW = Classification(occurrence_key="", is_interview=True, score=0.0, reasons=("an interview in the case store",))
@@ -351,7 +350,3 @@ def cmd_demo(args: argparse.Namespace, out: Console) -> int:
     out.print(f"\nDrafts: {drafts_dir}  (open the .eml files in Thunderbird, Apple Mail or Outlook)")
     out.print(f"State:  {state}")
     return 0
-
-
-def live_drafts_count(store: Any) -> int:
-    return len(store.drafts(states=(DraftState.PENDING, DraftState.UNTOUCHED, DraftState.EDITED)))

@@ -9,6 +9,11 @@ from datetime import datetime, timezone
 
 from daemon.core.text import escape_invisible, json_escape_invisible
 
+# One logger tree: every module logs to ``logging.getLogger(f"salvage.{__name__}")`` (e.g.
+# ``salvage.daemon.engine.pipeline``, ``salvage.providers.google.client``), so one level set here
+# governs all of Salvage and nothing of the libraries'. tests/test_layers.py checks the spelling.
+LOG_ROOT = "salvage"
+
 
 class TextFormatter(logging.Formatter):
     """Plain lines; the message is one line whatever it quotes (newlines and escapes shown as ``\\n``).
@@ -53,7 +58,6 @@ def configure(level: int = logging.INFO, fmt: str = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
-    for ours in ("salvage", "daemon", "providers"):
-        logging.getLogger(ours).setLevel(level)
+    logging.getLogger(LOG_ROOT).setLevel(level)  # every module logs under it (see LOG_ROOT)
     for noisy in ("googleapiclient", "httpx", "httpcore", "msal", "urllib3", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

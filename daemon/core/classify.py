@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timezone, tzinfo
+from datetime import timezone
 from functools import lru_cache
 
 from daemon.config import Config
+from daemon.core.copies import pick_copies
 from daemon.core.model import Classification, Event, EventType, Person, Response, ShowAs, as_instant
 
 DEFAULT_WEIGHTS: dict[str, float] = {
@@ -449,23 +450,8 @@ def classify_all(events: Iterable[Event], config: Config) -> dict[str, Classific
     rules = _rules(config)
     memo = _Memo(rules)
     tz = config.user.zone
-    chosen: dict[str, Event] = {}
-    for event in events:
-        key = event.occurrence_key
-        known = chosen.get(key)
-        if known is None or _rank(event, tz) < _rank(known, tz):
-            chosen[key] = event
+    chosen = pick_copies(events, tz)
     return {key: _classify(event, key, rules, config, memo) for key, event in chosen.items()}
-
-
-def _rank(event: Event, tz: tzinfo) -> tuple[float, float, str, str, str]:
-    """Which copy of an occurrence counts: the same order as the detector's."""
-    try:
-        start, end = as_instant(event.start, tz).timestamp(), as_instant(event.end, tz).timestamp()
-        end = max(start, end)
-    except (ValueError, TypeError, OverflowError):
-        start = end = float("inf")
-    return (start, end, event.account, event.calendar_id, event.source_id)
 
 
 def _classify(event: Event, key: str, rules: _Rules, config: Config, memo: _Memo) -> Classification:

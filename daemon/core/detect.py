@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from operator import attrgetter
 
 from daemon.config import Config
+from daemon.core.copies import rank_of
 from daemon.core.model import (
     Classification,
     Event,
@@ -92,7 +93,7 @@ def _items(events: Sequence[Event], interviews: Mapping[str, Classification], tz
         except (ValueError, TypeError, OverflowError, AttributeError):
             continue  # a malformed event affects only itself
         other = chosen.get(item.key)
-        if other is None or _rank(item) < _rank(other):
+        if other is None or rank_of(item.s, item.e, item.event) < rank_of(other.s, other.e, other.event):
             chosen[item.key] = item
     # Sorted by (s, e, key): stable passes from the last criterion to the first, no key tuples.
     out = sorted(chosen.values(), key=_BY_KEY)
@@ -104,11 +105,6 @@ def _items(events: Sequence[Event], interviews: Mapping[str, Classification], tz
 _BY_START = attrgetter("s")
 _BY_END = attrgetter("e")
 _BY_KEY = attrgetter("key")
-
-
-def _rank(item: _Item) -> tuple[float, float, str, str, str]:
-    ev = item.event
-    return (item.s, item.e, ev.account, ev.calendar_id, ev.source_id)
 
 
 def _item(event: Event, interviews: Mapping[str, Classification], tz: tzinfo) -> _Item:

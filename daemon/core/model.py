@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import date, datetime, time, timezone, tzinfo
 from enum import Enum
 
 
@@ -327,9 +327,6 @@ def draft_key(account: str, occurrence_key: str, kind: ActionKind) -> str:
 def utc_now() -> datetime:
     """The real clock, for the CLI boundary only; the core always receives ``now``."""
     return datetime.now(timezone.utc)
-
-
-ONE_DAY = timedelta(days=1)
 
 
 # ---- what the planner needs to know about the past (read from the state store by the caller) ----

@@ -16,6 +16,7 @@ from daemon.config import TIME_ZONE_REASON, Config
 from daemon.core.advice import clash_advice
 from daemon.core.cases import LIVE, advance, followup_due, sent
 from daemon.core.classify import is_person, self_addresses
+from daemon.core.copies import pick_copies
 from daemon.core.detect import KIND_ORDER, SEVERITY_ORDER, reschedule_first, title_text
 from daemon.core.mode import interview_mode
 from daemon.core.model import (
@@ -201,12 +202,7 @@ class _Planner:
         self.context = context
         self.tz = config.user.zone
         self.result = PlanResult()
-        self.events: dict[str, Event] = {}
-        for event in events:
-            key = event.occurrence_key
-            known = self.events.get(key)
-            if known is None or self._rank(event) < self._rank(known):
-                self.events[key] = event
+        self.events: dict[str, Event] = pick_copies(events, self.tz)
         self.interviews = {
             k for k, e in self.events.items() if (c := classifications.get(k)) is not None and c.is_interview
         }
@@ -253,12 +249,6 @@ class _Planner:
         for offered in self.held.values():
             offered.sort(key=lambda s: s.start.astimezone(UTC))
             self.finder.reserve(offered)
-
-    def _rank(self, event: Event) -> tuple[datetime, datetime, str, str, str]:
-        """The copy of an occurrence that counts: the same order as the classifier's and detector's."""
-        start, end = event.span(self.tz)
-        start, end = start.astimezone(UTC), end.astimezone(UTC)
-        return (start, max(start, end), event.account, event.calendar_id, event.source_id)
 
     def _started(self, event: Event) -> bool:
         return _start(event, self.tz) <= self.now

@@ -31,14 +31,6 @@ def local_instant(day: date, at: time, tz: tzinfo) -> datetime | None:
     return first
 
 
-def busy_intervals(
-    events: Sequence[Event], tz: tzinfo, ignore: Collection[str] = ()
-) -> list[tuple[datetime, datetime]]:
-    """Spans (UTC) of every event that blocks the user's time, all-day ones in ``tz``, sorted."""
-    ignored = set(ignore)
-    return sorted((s, e) for s, e, key, sid in _spans(events, tz) if key not in ignored and sid not in ignored)
-
-
 def _spans(events: Sequence[Event], tz: tzinfo) -> list[tuple[datetime, datetime, str, str]]:
     spans: list[tuple[datetime, datetime, str, str]] = []
     for event in events:

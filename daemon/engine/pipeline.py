@@ -17,6 +17,7 @@ from functools import partial
 from daemon.config import AccountConfig, Config
 from daemon.core.cases import advance
 from daemon.core.classify import classify_all
+from daemon.core.copies import pick_copies
 from daemon.core.detect import detect
 from daemon.core.model import Action, Case, Classification, DraftState, Event, PlanContext, Risk, Wakeup
 from daemon.core.plan import Skipped, plan_result
@@ -41,7 +42,7 @@ from providers.base import (
 from providers.http import HttpPool
 from providers.mime import fingerprint
 
-log = logging.getLogger("salvage.pipeline")
+log = logging.getLogger(f"salvage.{__name__}")
 
 _FATE_STATE = {
     DraftFate.UNTOUCHED: DraftState.UNTOUCHED,
@@ -246,14 +247,9 @@ class Engine:
     def evaluate(self, now: datetime) -> Evaluation:
         """Classify, detect and plan over every stored event of every enabled account."""
         window = self.window(now)
-        order = {a.name: i for i, a in enumerate(self.config.accounts)}
         names = [a.name for a in self.accounts()]
-        by_key: dict[str, Event] = {}
-        for event in sorted(
-            self.store.events(names, start=window.start, end=window.end),
-            key=lambda e: (order.get(e.account, len(order)), e.source_id),
-        ):
-            by_key.setdefault(event.occurrence_key, event)  # the same invitation on two calendars
+        # The same invitation on two calendars: the copy the core's rule picks (daemon.core.copies).
+        by_key = pick_copies(self.store.events(names, start=window.start, end=window.end), self.config.user.zone)
         events = tuple(sorted(by_key.values(), key=lambda e: (e.span(self.config.user.zone)[0], e.occurrence_key)))
         context = self._plan_context(window)
         with gc_paused():

@@ -39,7 +39,7 @@ from daemon.core.normalize import zone
 from daemon.core.text import display_name, msg_id, one_line
 from providers.base import Address, DraftMessage, ThreadInfo
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"salvage.{__name__}")
 
 PARTS = ("subject", "txt", "html")
 SHORT_NOTICE = timedelta(hours=24)

@@ -382,10 +382,6 @@ class StateStore:
             )
         return changed
 
-    def reset_cursor(self, account: str) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE accounts SET cursor=NULL WHERE name=?", (account,))
-
     def record_failure(self, account: str, now: datetime, message: str, *, needs_auth: bool = False) -> bool:
         """Remember that an account's poll failed. Returns True when it had been healthy until now."""
         with self._tx() as db:
@@ -448,11 +444,6 @@ class StateStore:
         for row in self._db.execute(sql, args):
             out.append(event_from_json(row["data"]))
         return out
-
-    def forget_account_events(self, account: str) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM events WHERE account=?", (account,))
-            db.execute("UPDATE accounts SET cursor=NULL WHERE name=?", (account,))
 
     # ---- drafts ---------------------------------------------------------------------------------
 
@@ -562,14 +553,6 @@ class StateStore:
                 " ON CONFLICT(occurrence_key) DO UPDATE SET missed_at=COALESCE(missed_at, excluded.missed_at),"
                 " reason=COALESCE(excluded.reason, reason)",
                 (occurrence_key, _t(now), reason),
-            )
-
-    def set_reason(self, occurrence_key: str, reason: str) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO marks (occurrence_key, reason) VALUES (?,?)"
-                " ON CONFLICT(occurrence_key) DO UPDATE SET reason=excluded.reason",
-                (occurrence_key, reason),
             )
 
     # ---- risks history (for the report) ---------------------------------------------------------

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
 
-log = logging.getLogger("salvage.notify")
+log = logging.getLogger(f"salvage.{__name__}")
 
 TIMEOUT_SECONDS = 10.0
 _PLACEHOLDER = re.compile(r"\{(message|phone)\}")

@@ -49,7 +49,7 @@ from daemon.service.health import HEALTH_VERSION, accounts_health, health_path, 
 from daemon.service.lock import InstanceLock, LockError
 from daemon.service.notify import call_script, desktop_command, notify
 
-log = logging.getLogger("salvage.service")
+log = logging.getLogger(f"salvage.{__name__}")
 
 UTC = timezone.utc
 STOP_GRACE_SECONDS = 10.0  # how long SIGTERM waits for the job in hand

@@ -23,7 +23,7 @@ from daemon import paths
 from providers.base import AuthError, ProviderContext, ProviderError, TransientError
 from providers.google.settings import GoogleSettings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"salvage.{__name__}")
 
 CALENDAR_READONLY = "https://www.googleapis.com/auth/calendar.readonly"
 GMAIL_COMPOSE = "https://www.googleapis.com/auth/gmail.compose"

@@ -25,7 +25,7 @@ from providers.base import Capabilities, FetchResult, ProviderContext, ProviderE
 from providers.google.client import Gone, GoogleSession, NotFound, session
 from providers.google.settings import GoogleCalendarSettings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"salvage.{__name__}")
 
 SYNC_MARGIN = timedelta(days=7)  # sync a week past the window so it can roll forward incrementally
 PAGE_SIZE = 2500  # the events.list maximum

@@ -34,7 +34,7 @@ from providers.google.settings import GoogleDraftsSettings
 from providers.mime import KEY_HEADER, checked_message, fingerprint, parse_message, plain_body
 from providers.retry import call_with_retry
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"salvage.{__name__}")
 
 SENT_SKEW = timedelta(minutes=1)
 

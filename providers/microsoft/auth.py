@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from providers.base import AuthError, ProviderContext, ProviderError, TransientError
 from providers.microsoft.settings import REGISTER_HINT, MicrosoftSettings
 
-log = logging.getLogger("salvage.microsoft")
+log = logging.getLogger(f"salvage.{__name__}")
 
 BASE_SCOPES = ("Calendars.Read", "Mail.ReadWrite", "User.Read")
 GLOBAL_LOGIN = "https://login.microsoftonline.com"

@@ -42,7 +42,7 @@ from providers.microsoft.client import (
 )
 from providers.microsoft.settings import MicrosoftCalendarSettings
 
-log = logging.getLogger("salvage.microsoft")
+log = logging.getLogger(f"salvage.{__name__}")
 
 PAGE_SIZE = 100
 _DELTA_RESET_CODES = frozenset(

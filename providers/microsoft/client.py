@@ -23,7 +23,7 @@ from providers.microsoft.auth import MsalTokenSource, connection
 from providers.microsoft.settings import MicrosoftSettings
 from providers.retry import RetryPolicy, call_with_retry, parse_retry_after
 
-log = logging.getLogger("salvage.microsoft")
+log = logging.getLogger(f"salvage.{__name__}")
 
 MAX_CONCURRENT = 4  # Outlook allows four concurrent requests per app and mailbox
 MAX_PAGES = 5000

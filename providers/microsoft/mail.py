@@ -22,7 +22,7 @@ from providers.microsoft.client import GraphClient, GraphError, client, text_of,
 from providers.microsoft.settings import MicrosoftDraftsSettings
 from providers.mime import KEY_HEADER, clean_header, fingerprint, graph_recipients, verify_graph_message
 
-log = logging.getLogger("salvage.microsoft")
+log = logging.getLogger(f"salvage.{__name__}")
 
 TEXT_BODY = 'outlook.body-content-type="text"'
 # X-Salvage-Key as a named property in the PS_INTERNET_HEADERS namespace: readable (and filterable)
