@@ -54,7 +54,7 @@ from providers.base import (
 from providers.ics import PARSER_VERSION, ParseContext, parse_calendar
 from providers.secret import PasswordError, check_password_source, read_password
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"salvage.{__name__}")
 
 LOOKAHEAD = timedelta(days=7)
 CALENDAR_TYPE = "{urn:ietf:params:xml:ns:caldav}calendar"
