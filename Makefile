@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_google.py
 	$(BIN)/python benchmarks/bench_microsoft.py
+	$(BIN)/python benchmarks/bench_mailboxes.py
 	$(BIN)/python benchmarks/bench_idle.py --seconds 300
 	$(BIN)/python benchmarks/bench_scale.py
 

@@ -7,9 +7,11 @@ Outlook.com with an app password or XOAUTH2). Built on ``imapclient``.
   common names in several languages, else the configured names.
 - Threads: the invitation is found in INBOX (and Gmail's ``\\All``) by its Message-ID when the
   calendar gave one, else by sender and subject; the draft gets In-Reply-To and References.
-- Fates: our UID in Drafts (body fingerprint → untouched or edited), else any Drafts message with
-  our key (a client that re-saved it), else our key or Message-ID in Sent → sent; only when every
-  search answered "not there" is a draft deleted. A failed command is an error, never a fate.
+- Fates: our UID still in Drafts → untouched (IMAP messages are immutable: an edit is saved as a
+  new message, so checking the UID's flags is enough); else a Drafts message with our key (a client
+  that re-saved it: its body fingerprint says untouched or edited); else our key or Message-ID in
+  Sent → sent; only when every search answered "not there" is a draft deleted. A failed command is
+  an error, never a fate.
 - Update: append the new draft, then delete the old one, so a crash in between leaves two copies
   with the same key, which the next update or fate check reduces to one (never zero).
 - One connection per account, opened on first use and reused across passes (no IDLE). A connection
@@ -184,8 +186,13 @@ class ImapDraftStore:
 
         def look(client: IMAPClient, retrying: bool) -> DraftFate:
             drafts = self._drafts_folder(client)
-            body = self._fetch_own(client, drafts, ref)
-            if body is None and key:
+            own = self._own_uid(client, drafts, ref)
+            if own is not None and self._alive(client, own):
+                # IMAP messages never change: an edit saves a new message, so our UID still there
+                # (same UIDVALIDITY) holds exactly what the ref's fingerprint was taken of.
+                return DraftFate.UNTOUCHED
+            body: str | None = None
+            if key:
                 found = self._search_key(client, drafts, key)
                 if found:
                     body = self._fetch_body(client, max(found))
@@ -498,9 +505,11 @@ class ImapDraftStore:
             return None
         return int(ref.id)
 
-    def _fetch_own(self, client: IMAPClient, folder: str, ref: DraftRef) -> str | None:
-        uid = self._own_uid(client, folder, ref)
-        return None if uid is None else self._fetch_body(client, uid)
+    def _alive(self, client: IMAPClient, uid: int) -> bool:
+        """Whether the UID is in the selected folder and not flagged \\Deleted (one small FETCH)."""
+        self.commands += 1
+        data = client.fetch([uid], ["FLAGS"]).get(uid)
+        return bool(data) and b"\\Deleted" not in data.get(b"FLAGS", ())
 
     def _fetch_raw(self, client: IMAPClient, uid: int) -> bytes | None:
         """The message's bytes, or None when the UID is gone or flagged \\Deleted."""
