@@ -21,6 +21,7 @@ from operator import attrgetter
 
 from daemon.config import Config
 from daemon.core.copies import rank_of
+from daemon.core.invitation import time_mismatch
 from daemon.core.model import (
     Classification,
     Event,
@@ -334,6 +335,9 @@ def detect(
                 join = _no_join_info(item, config, now)
                 if join is not None:
                     add(item, join)
+                mismatch = time_mismatch(item.event, item.start, config)
+                if mismatch is not None:
+                    add(item, mismatch)
         missed = _missed(item, others, config, now, marked)
         if missed is not None:
             add(item, missed[0], missed[1])

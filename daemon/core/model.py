@@ -89,6 +89,33 @@ def person(
 
 
 @dataclass(frozen=True, slots=True)
+class StatedTime:
+    """A start time written in an invitation email with its zone, e.g. "Tue, Mar 18 · 2pm ET".
+
+    ``zone`` is an IANA name (or ``UTC``); the date parts are None when the text gave none (``year``
+    alone may be missing from "March 18").
+    """
+
+    text: str
+    hour: int
+    minute: int
+    zone: str
+    year: int | None = None
+    month: int | None = None
+    day: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvitationFacts:
+    """What the invitation email says about an event, attached by the engine before detection."""
+
+    subject: str = ""
+    phones: tuple[str, ...] = ()
+    join_urls: tuple[str, ...] = ()
+    times: tuple[StatedTime, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One event occurrence, normalised. Immutable; build a new one to change it.
 
@@ -123,6 +150,8 @@ class Event:
     web_link: str | None = None
     # Provider-specific hints for threading a reply (e.g. the invitation's Message-ID / thread id).
     thread_hints: tuple[tuple[str, str], ...] = ()
+    # What the invitation email says (phones, links, the time it states), when it was read.
+    invitation: InvitationFacts | None = None
 
     def __post_init__(self) -> None:
         for name in ("start", "end", "recurrence_id", "created", "updated"):
@@ -210,6 +239,7 @@ class RiskKind(str, Enum):
     ODD_HOUR = "odd_hour"
     NO_JOIN_INFO = "no_join_info"
     MISSED = "missed"
+    TIME_MISMATCH = "time_mismatch"  # the invitation email states another time than the event's
 
 
 class ActionKind(str, Enum):

@@ -6,11 +6,11 @@ Storage keeps instants as UTC ISO strings; dates stay dates; the event's own zon
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import asdict, fields
 from datetime import date, datetime, timezone
 from typing import Any
 
-from daemon.core.model import Event, EventType, Person, Response, ShowAs
+from daemon.core.model import Event, EventType, InvitationFacts, Person, Response, ShowAs, StatedTime
 
 _PERSON_FIELDS = ("email", "name", "response", "is_self", "is_resource", "optional")
 
@@ -82,6 +82,11 @@ def event_to_dict(event: Event) -> dict[str, Any]:
             out[f.name] = [_person_out(p) for p in value]
         elif f.name == "thread_hints":
             out[f.name] = [list(pair) for pair in value]
+        elif f.name == "invitation":
+            out[f.name] = None if value is None else {
+                "subject": value.subject, "phones": list(value.phones), "join_urls": list(value.join_urls),
+                "times": [asdict(t) for t in value.times],
+            }
         elif isinstance(value, (Response, ShowAs, EventType)):
             out[f.name] = value.value
         elif isinstance(value, tuple):
@@ -105,6 +110,12 @@ def event_from_dict(data: dict[str, Any]) -> Event:
             kwargs[f.name] = tuple(_person_in(p) for p in value)
         elif f.name == "thread_hints":
             kwargs[f.name] = tuple((a, b) for a, b in value)
+        elif f.name == "invitation":
+            kwargs[f.name] = None if value is None else InvitationFacts(
+                subject=value.get("subject", ""), phones=tuple(value.get("phones", ())),
+                join_urls=tuple(value.get("join_urls", ())),
+                times=tuple(StatedTime(**t) for t in value.get("times", ())),
+            )
         elif f.name == "self_response":
             kwargs[f.name] = Response(value)
         elif f.name == "show_as":
