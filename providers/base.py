@@ -167,6 +167,20 @@ class ThreadInfo:
     message_id: str | None = None  # RFC 5322 Message-ID, with angle brackets
     references: tuple[str, ...] = ()
     subject: str | None = None
+    mail_id: str | None = None  # the provider's id of the invitation message (Gmail), when it differs
+
+
+@dataclass(frozen=True, slots=True)
+class InvitationEmail:
+    """The invitation email for an event, as a mail provider found it: its subject and plain text.
+
+    Draft stores that can read mail offer ``read_invitation(event) -> InvitationEmail | None``; the
+    engine parses it with :func:`daemon.core.invitation.parse_invitation`.
+    """
+
+    subject: str
+    text: str
+    received: datetime | None = None
 
 
 @runtime_checkable

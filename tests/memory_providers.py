@@ -16,6 +16,7 @@ from providers.base import (
     DraftMessage,
     DraftRef,
     FetchResult,
+    InvitationEmail,
     ProviderError,
     ThreadInfo,
     Window,
@@ -56,6 +57,8 @@ class MemoryMailbox:
         self.ids = itertools.count(1)
         self.crash_after_create = False
         self.thread: ThreadInfo | None = None
+        self.invitation: InvitationEmail | None = None  # what read_invitation finds
+        self.invitation_reads = 0
 
     def create(self, draft: DraftMessage) -> DraftRef:
         draft_id = f"d{next(self.ids)}"
@@ -92,6 +95,10 @@ class MemoryMailbox:
 
     def find_thread(self, event: Event) -> ThreadInfo | None:
         return self.thread
+
+    def read_invitation(self, event: Event) -> InvitationEmail | None:
+        self.invitation_reads += 1
+        return self.invitation
 
     def kinds(self) -> list[str]:
         """The keys of the drafts there now, sorted."""

@@ -101,7 +101,8 @@ def test_threaded_reply_to_the_invitation(fake: GoogleFake, tmp_path: Path) -> N
     thread = box.find_thread(interview())
 
     assert thread == ThreadInfo(thread_id=invite.thread_id, message_id="<invite-1@calendar.example>", references=(),
-                                subject="Invitation: Technical interview @ Tue 1 Dec 2026 2pm - 3pm (GMT)")
+                                subject="Invitation: Technical interview @ Tue 1 Dec 2026 2pm - 3pm (GMT)",
+                                mail_id=invite.id)
     query = [r for r in fake.requests if r.route == "messages.list"][0].query["q"][0]
     assert f"from:{RECRUITER}" in query and "filename:ics" in query
     gets = [r.query for r in fake.requests if r.route == "messages.get"]
@@ -132,6 +133,24 @@ def test_no_invitation_found(fake: GoogleFake, tmp_path: Path) -> None:
     assert box.find_thread(interview()) is None
     assert box.find_thread(interview(organizer=person(ME, is_self=True))) is None
     assert box.find_thread(interview(organizer=None)) is None
+
+
+def test_read_invitation_returns_the_body_of_the_invitation_found(fake: GoogleFake, tmp_path: Path) -> None:
+    fake.add_invitation(organizer=RECRUITER, to=ME, uid="iv1@acme.example", subject="Invitation: Technical interview",
+                        text="Confirming Tuesday, December 1 at 2pm ET.\nIf the link fails: +1 646 555 0142")
+    box = mailbox(fake, tmp_path)
+    email = box.read_invitation(interview())
+    assert email is not None and email.subject == "Invitation: Technical interview"
+    assert email.text.startswith("Confirming Tuesday, December 1 at 2pm ET.") and email.received is not None
+    assert "BEGIN:VCALENDAR" not in email.text  # the body, not the calendar part
+
+
+def test_read_invitation_reads_an_html_only_body_as_text(fake: GoogleFake, tmp_path: Path) -> None:
+    fake.add_invitation(organizer=RECRUITER, to=ME, uid="iv1@acme.example", subject="Invitation: Technical interview",
+                        html="<p>See you at <b>10am PT</b></p>")
+    email = mailbox(fake, tmp_path).read_invitation(interview())
+    assert email is not None and email.text == "See you at 10am PT"
+    assert mailbox(fake, tmp_path, read_mail=False).read_invitation(interview()) is None
 
 
 def test_without_read_mail_drafts_are_unthreaded_and_mail_is_never_read(fake: GoogleFake, tmp_path: Path) -> None:

@@ -111,6 +111,20 @@ def test_find_thread_picks_the_invitation_from_the_organizer(box: Box, fake: Gra
     assert thread.subject == TITLE
 
 
+def test_read_invitation_returns_the_invitation_as_plain_text(box: Box, fake: GraphFake) -> None:
+    fake.add_invitation(TITLE, JORDAN, received=NOW, html=(
+        "<html><body><p>Hi Alex,</p><p>Confirming <b>Thursday, November 26 at 2pm ET</b>.<br>"
+        "Backup line: +1 646 555 0142</p></body></html>"))
+    email = box.store.read_invitation(interview_event())
+    assert email is not None and email.subject == TITLE and email.received == NOW
+    assert "Thursday, November 26 at 2pm ET" in email.text and "<b>" not in email.text
+    assert "+1 646 555 0142" in email.text
+    gets = [r for r in fake.requests if r.method == "GET" and "/me/messages/" in r.path]
+    assert gets and 'outlook.body-content-type="text"' in gets[-1].prefer
+    fake.messages.clear()
+    assert box.store.read_invitation(interview_event()) is None
+
+
 def test_find_thread_when_there_is_nothing_to_reply_to(box: Box, fake: GraphFake) -> None:
     fake.add_invitation("Unrelated", JORDAN)
     assert box.store.find_thread(interview_event()) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from memory_providers import MemoryCalendar, MemoryMailbox
 
 from daemon.config import AccountConfig, Config, parse_config
-from daemon.core.model import ActionKind, DraftState, Event, Response, person
+from daemon.core.model import ActionKind, DraftState, Event, Response, RiskKind, person
 from daemon.engine.pipeline import Engine
 from daemon.engine.state import StateStore
 from providers.base import (
@@ -18,6 +19,7 @@ from providers.base import (
     DraftMessage,
     DraftRef,
     FetchResult,
+    InvitationEmail,
     ProviderError,
     ThreadInfo,
 )
@@ -280,3 +282,38 @@ def test_a_mailbox_refusing_us_after_good_polls_is_logged_once(world: World, cap
     assert len(errors) == 1
     status = world.store.account_status("work")
     assert status is not None and status.needs_auth
+
+
+def test_the_invitation_email_adds_a_phone_and_reports_a_time_mismatch(world: World) -> None:
+    mailbox = world.mailboxes["work"]
+    mailbox.invitation = InvitationEmail(
+        subject="Invitation: Technical interview - Acme Robotics",
+        text="Hi Alex, confirming Thursday, November 26 at 9am ET. If the video fails, call Jordan on "
+             "+1 646 555 0142.",
+    )
+    world.calendars["work"].events = [interview(TOMORROW_2PM)]  # 14:00 London; 9am ET is 14:00 UTC
+    evaluation = world.engine.run_once(NOW).evaluation
+    assert evaluation is not None
+    (event,) = evaluation.interviews
+    assert "+1 646 555 0142" in event.phones and event.invitation is not None
+    assert [r.kind for r in evaluation.risks] == []  # 9am ET on 26 November is 14:00 UTC: they agree
+    assert mailbox.invitation_reads == 1
+    world.engine.run_once(NOW)
+    assert mailbox.invitation_reads == 1  # once per version of the event
+
+    mailbox.invitation = InvitationEmail(subject="Interview", text="See you Thursday, November 26 at 2pm ET.")
+    world.calendars["work"].events = [replace(interview(TOMORROW_2PM), updated=NOW)]
+    evaluation = world.engine.run_once(NOW).evaluation
+    assert evaluation is not None
+    (risk,) = evaluation.risks
+    assert risk.kind is RiskKind.TIME_MISMATCH and "2pm ET" in risk.evidence
+    assert world.mailboxes["work"].drafts == {}  # a risk to look at, not a draft
+
+
+def test_a_failing_invitation_lookup_changes_nothing_else(world: World) -> None:
+    def broken(event: Event) -> InvitationEmail | None:
+        raise ProviderError("mailbox unavailable")
+
+    world.mailboxes["work"].read_invitation = broken  # type: ignore[method-assign]
+    world.calendars["work"].events = [interview(TOMORROW_2PM), meeting(TOMORROW_2PM)]
+    assert world.run() == ["created:reschedule_request"]

@@ -1,13 +1,23 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.core.model import ActionKind, DraftState, Event, EventType, Response, ShowAs, person
+from daemon.core.model import (
+    ActionKind,
+    DraftState,
+    Event,
+    EventType,
+    InvitationFacts,
+    Response,
+    ShowAs,
+    person,
+)
 from daemon.engine.codec import event_from_json, event_to_json
 from daemon.engine.state import MIGRATIONS, DraftRecord, StateError, StateStore
 from providers.base import DraftRef, FetchResult
@@ -109,3 +119,19 @@ def test_wal_mode(tmp_path: Path) -> None:
     with StateStore.open(tmp_path / "s.sqlite3") as store:
         mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def test_invitation_facts_stay_with_the_same_version_of_an_event(tmp_path: Path) -> None:
+    store = StateStore.open(tmp_path / "state.sqlite3")
+    now = datetime(2026, 11, 24, 9, tzinfo=timezone.utc)
+    event = Event(account="a", source_id="s1", title="Interview", start=now, end=now)
+    store.apply_fetch("a", FetchResult(events=(event,), complete=True, cursor="c1"), now)
+    facts = InvitationFacts(subject="Invitation", phones=("+1 646 555 0142",))
+    store.set_invitation("a", "s1", facts)
+    assert store.events(["a"])[0].invitation == facts
+    store.apply_fetch("a", FetchResult(events=(event,), complete=True, cursor="c2"), now)  # re-read, unchanged
+    assert store.events(["a"])[0].invitation == facts
+    moved = replace(event, start=now.replace(hour=10), end=now.replace(hour=10))
+    store.apply_fetch("a", FetchResult(events=(moved,), complete=True, cursor="c3"), now)  # changed: read again
+    assert store.events(["a"])[0].invitation is None
+    store.set_invitation("a", "gone", facts)  # an event no longer stored: nothing to do

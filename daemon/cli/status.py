@@ -116,7 +116,7 @@ def _evaluate(config: Config, store: StateStore, now: datetime) -> tuple[Any, st
     except Exception as exc:  # noqa: BLE001 - e.g. an unusable templates_dir; still show the rest
         return None, f"{type(exc).__name__}: {exc}"
     try:
-        return engine.evaluate(now), None
+        return engine.evaluate(now, read_mail=False), None  # status reads the store only
     except Exception as exc:  # noqa: BLE001 - status must still show accounts and drafts
         return None, f"{type(exc).__name__}: {exc}"
     finally:

@@ -19,7 +19,8 @@ from daemon.core.cases import advance
 from daemon.core.classify import classify_all
 from daemon.core.copies import pick_copies
 from daemon.core.detect import detect
-from daemon.core.model import Action, Case, Classification, DraftState, Event, PlanContext, Risk, Wakeup
+from daemon.core.invitation import parse_invitation, with_invitation
+from daemon.core.model import Action, Case, Classification, DraftState, Event, InvitationFacts, PlanContext, Risk, Wakeup
 from daemon.core.plan import Skipped, plan_result
 from daemon.core.text import one_line
 from daemon.engine.gcpause import gc_paused
@@ -33,6 +34,7 @@ from providers.base import (
     DraftMessage,
     DraftRef,
     DraftStore,
+    InvitationEmail,
     ProviderContext,
     ProviderError,
     ThreadInfo,
@@ -43,6 +45,8 @@ from providers.http import HttpPool
 from providers.mime import fingerprint
 
 log = logging.getLogger(f"salvage.{__name__}")
+# After a mailbox error, an interview's invitation email is looked for again this much later.
+INVITATION_RETRY_ERROR = timedelta(minutes=30)
 
 _FATE_STATE = {
     DraftFate.UNTOUCHED: DraftState.UNTOUCHED,
@@ -149,6 +153,8 @@ class Engine:
         self._contexts: dict[str, ProviderContext] = {}  # one per account: its shared connections
         self._http = HttpPool()  # one HTTP client per CA bundle for every account, kept across passes
         self._warned: set[tuple[str, str]] = set()  # (account, problem) already logged as a warning
+        # (account, source id) -> when to try an invitation email again after a mailbox error.
+        self._invitation_errors: dict[tuple[str, str], datetime] = {}
 
     # ---- sources --------------------------------------------------------------------------------
 
@@ -244,8 +250,12 @@ class Engine:
 
     # ---- the core -------------------------------------------------------------------------------
 
-    def evaluate(self, now: datetime) -> Evaluation:
-        """Classify, detect and plan over every stored event of every enabled account."""
+    def evaluate(self, now: datetime, *, read_mail: bool = True) -> Evaluation:
+        """Classify, detect and plan over every stored event of every enabled account.
+
+        With ``read_mail``, each upcoming interview's invitation email is read (once per version of the
+        event, through its account's mailbox where that can read mail) and its facts attached first.
+        """
         window = self.window(now)
         names = [a.name for a in self.accounts()]
         # The same invitation on two calendars: the copy the core's rule picks (daemon.core.copies).
@@ -254,6 +264,10 @@ class Engine:
         context = self._plan_context(window)
         with gc_paused():
             classifications = classify_all(events, self.config)
+        if read_mail:
+            events = self._with_invitations(events, classifications, now)
+            by_key = {e.occurrence_key: e for e in events}
+        with gc_paused():
             risks = detect(events, classifications, self.config, now, marked_missed=context.marked_missed)
             result = plan_result(events, classifications, risks, self.config, now, context)
         return Evaluation(now, events, by_key, classifications, tuple(risks), tuple(result.actions),
@@ -273,6 +287,49 @@ class Engine:
                         evaluation.risks, context.prior, self.config, now, marked=context.marked_missed,
                         detected_at=context.missed_at, window=context.window)
         self.store.save_cases(cases.values(), now)
+
+    # ---- invitation emails -----------------------------------------------------------------------
+
+    def _with_invitations(self, events: tuple[Event, ...], classifications: dict[str, Classification],
+                          now: datetime) -> tuple[Event, ...]:
+        """Upcoming interviews with their invitation email's facts attached (phones, links, stated time)."""
+        out: list[Event] = []
+        for event in events:
+            verdict = classifications.get(event.occurrence_key)
+            start = _start(event)
+            if verdict is None or not verdict.is_interview or start is None or start < now or event.cancelled:
+                out.append(event)
+                continue
+            facts = self._invitation(event, now)
+            out.append(with_invitation(event, facts) if facts is not None else event)
+        return tuple(out)
+
+    def _invitation(self, event: Event, now: datetime) -> InvitationFacts | None:
+        """The facts of an event's invitation email: read once per version of the event and kept with it
+        in the state store (an email not found is kept as empty facts); after a mailbox error, retried."""
+        if event.invitation is not None:
+            return event.invitation
+        version = (event.account, event.source_id)
+        if now < self._invitation_errors.get(version, now):
+            return None
+        account = next((a for a in self.config.accounts if a.name == event.account), None)
+        if account is None:
+            return None
+        try:
+            reader = getattr(self._mailbox(account), "read_invitation", None)
+            if not callable(reader):
+                return None
+            email: InvitationEmail | None = reader(event)
+        except AuthError as exc:  # the drafts step reports it and marks the account
+            log.debug("%s: cannot read the invitation for %r: %s", account.name, event.title, exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - the email is extra evidence; its absence is fine
+            self._warn_once(account.name, f"could not read an invitation email: {one_line(str(exc))}")
+            self._invitation_errors[version] = now + INVITATION_RETRY_ERROR
+            return None
+        facts = parse_invitation(email.text, email.subject) if email is not None else InvitationFacts()
+        self.store.set_invitation(event.account, event.source_id, facts)
+        return facts
 
     # ---- drafts ---------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from daemon.core.model import (
     Case,
     DraftState,
     Event,
+    InvitationFacts,
     Phase,
     PlanContext,
     PriorDraft,
@@ -232,6 +233,13 @@ def _slots_in(text: str | None) -> tuple[Slot, ...]:
     return tuple(Slot(instant_from_text(a), instant_from_text(b)) for a, b in json.loads(text or "[]"))
 
 
+def _read_invitations(db: sqlite3.Connection, account: str) -> dict[str, Event]:
+    """The account's stored events that carry invitation facts, by source id."""
+    rows = db.execute("SELECT source_id, data FROM events WHERE account=? AND data LIKE ?",
+                      (account, '%"invitation":{%'))
+    return {row["source_id"]: event_from_json(row["data"]) for row in rows}
+
+
 def _bounds(event: Event) -> tuple[str, str]:
     """UTC bounds for window queries; all-day dates are widened by a day to cover every zone."""
     if isinstance(event.start, datetime) and isinstance(event.end, datetime):
@@ -364,11 +372,15 @@ class StateStore:
             self._ensure_account(db, account)
             changed = 0
             if not result.unchanged:
+                read = _read_invitations(db, account) if result.events else {}
                 if result.complete:
                     db.execute("DELETE FROM events WHERE account=?", (account,))
                 for source_id in result.removed:
                     db.execute("DELETE FROM events WHERE account=? AND source_id=?", (account, source_id))
                 for event in result.events:
+                    known = read.get(event.source_id)
+                    if known is not None and event.invitation is None and replace(known, invitation=None) == event:
+                        event = known  # the same version of the event: what its invitation said still holds
                     start, end = _bounds(event)
                     db.execute(
                         "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?)",
@@ -381,6 +393,16 @@ class StateStore:
                 (result.cursor, seen, seen, json.dumps(list(result.problems)), account),
             )
         return changed
+
+    def set_invitation(self, account: str, source_id: str, facts: InvitationFacts) -> None:
+        """Keep what an event's invitation email says with the stored event, until the event changes."""
+        with self._tx() as db:
+            row = db.execute("SELECT data FROM events WHERE account=? AND source_id=?", (account, source_id)).fetchone()
+            if row is None:
+                return
+            event = replace(event_from_json(row["data"]), invitation=facts)
+            db.execute("UPDATE events SET data=? WHERE account=? AND source_id=?",
+                       (event_to_json(event), account, source_id))
 
     def record_failure(self, account: str, now: datetime, message: str, *, needs_auth: bool = False) -> bool:
         """Remember that an account's poll failed. Returns True when it had been healthy until now."""

@@ -18,11 +18,13 @@ from functools import partial
 from typing import Any
 
 from daemon.core.model import Event, utc_now
+from daemon.core.normalize import html_to_text
 from providers.base import (
     Capabilities,
     DraftFate,
     DraftMessage,
     DraftRef,
+    InvitationEmail,
     ProviderContext,
     ProviderError,
     ThreadInfo,
@@ -98,6 +100,26 @@ def _payload_text(payload: dict[str, Any]) -> str:
         if str(part.get("mimeType", "")).lower() == "text/plain" and data and not part.get("filename"):
             try:
                 return _b64decode(str(data)).decode("utf-8", "replace")
+            except ValueError:
+                return ""
+        stack.extend(part.get("parts") or ())
+    return ""
+
+
+def _invitation_text(payload: dict[str, Any]) -> str:
+    """The readable body of an invitation: its text/plain part, else its text/html part as text."""
+    plain = _payload_text(payload)
+    if plain:
+        return plain
+    stack = [payload]
+    while stack:
+        part = stack.pop(0)
+        if not isinstance(part, dict):
+            continue
+        data = (part.get("body") or {}).get("data")
+        if str(part.get("mimeType", "")).lower() == "text/html" and data and not part.get("filename"):
+            try:
+                return html_to_text(_b64decode(str(data)).decode("utf-8", "replace"))
             except ValueError:
                 return ""
         stack.extend(part.get("parts") or ())
@@ -380,6 +402,24 @@ class GmailDrafts:
                 return found
         return None
 
+    def read_invitation(self, event: Event) -> InvitationEmail | None:
+        """The invitation email's subject and text, found as :meth:`find_thread` finds it; None if not."""
+        thread = self.find_thread(event)
+        if thread is None or not thread.mail_id:
+            return None
+        gmail = self._gmail
+        try:
+            full = self.session.call(
+                partial(gmail.users().messages().get, userId="me", id=thread.mail_id, format="full"),
+                "messages.get")
+        except NotFound:
+            return None
+        payload = full.get("payload") or {}
+        received = None
+        if str(full.get("internalDate", "")).isdigit():
+            received = datetime.fromtimestamp(int(full["internalDate"]) / 1000, tz=timezone.utc)
+        return InvitationEmail(subject=thread.subject or "", text=_invitation_text(payload), received=received)
+
     def _pick_invitation(self, ids: list[str], event: Event) -> ThreadInfo | None:
         gmail = self._gmail
         metas: list[dict[str, Any]] = []
@@ -419,6 +459,7 @@ def _thread_info(meta: dict[str, Any]) -> ThreadInfo | None:
         message_id=message_id,
         references=tuple(headers.get("references", "").split()),
         subject=headers.get("subject") or None,
+        mail_id=meta.get("id") or None,
     )
 
 

@@ -13,6 +13,7 @@ from providers.base import (
     DraftFate,
     DraftMessage,
     DraftRef,
+    InvitationEmail,
     ProviderContext,
     ProviderError,
     ThreadInfo,
@@ -273,6 +274,29 @@ class GraphDrafts:
             return None
         return ThreadInfo(thread_id=text_of(chosen.get("id")), message_id=text_of(chosen.get("internetMessageId")) or None,
                           references=(), subject=text_of(chosen.get("subject")) or None)
+
+
+    def read_invitation(self, event: Event) -> InvitationEmail | None:
+        """The invitation email's subject and text, found as :meth:`find_thread` finds it; None if not."""
+        thread = self.find_thread(event)
+        if thread is None or not thread.thread_id:
+            return None
+        try:
+            item = self.client.get(self._message_url(thread.thread_id),
+                                   {"$select": "subject,body,receivedDateTime"},
+                                   prefer=('outlook.body-content-type="text"',))
+        except GraphError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        raw_body = item.get("body")
+        body: dict[str, Any] = raw_body if isinstance(raw_body, dict) else {}
+        content = text_of(body.get("content"))
+        if text_of(body.get("contentType")).lower() == "html":  # the Prefer header was not honoured
+            content = html_to_text(content)
+        received = text_of(item.get("receivedDateTime"))
+        return InvitationEmail(subject=text_of(item.get("subject")) or thread.subject or "", text=content,
+                               received=parse_instant(received) if received else None)
 
 
 def _folder_extra(extra: dict[str, str], message: dict[str, Any]) -> dict[str, str]:

@@ -540,7 +540,8 @@ class GoogleFake:
             return msg
 
     def add_invitation(self, *, organizer: str, to: str, subject: str, uid: str, when: str = "",
-                       message_id: str | None = None, internal_date: int | None = None) -> FakeMessage:
+                       message_id: str | None = None, internal_date: int | None = None,
+                       text: str | None = None, html: str | None = None) -> FakeMessage:
         """An invitation email as calendars send them: text, an inline text/calendar part, invite.ics."""
         ics = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\n"
                f"UID:{uid}\r\nSUMMARY:{subject}\r\n{when}END:VEVENT\r\nEND:VCALENDAR\r\n")
@@ -549,7 +550,10 @@ class GoogleFake:
         msg["To"] = to
         msg["Subject"] = subject
         msg["Message-ID"] = message_id or make_msgid(domain="calendar.example")
-        msg.set_content(f"You have been invited to {subject}.")
+        if html is not None:  # an HTML-only invitation body
+            msg.set_content(html, subtype="html")
+        else:
+            msg.set_content(text if text is not None else f"You have been invited to {subject}.")
         msg.add_alternative(ics, subtype="calendar", params={"method": "REQUEST"})
         msg.add_attachment(ics.encode(), maintype="application", subtype="ics", filename="invite.ics")
         return self.add_message(msg.as_bytes(), internal_date=internal_date)

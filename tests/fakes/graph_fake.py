@@ -378,7 +378,8 @@ class GraphFake:
     # ---- mail seeding and playing the user ------------------------------------------------------
 
     def add_invitation(self, subject: str, organizer: tuple[str, str], *,
-                       odata_type: str = "#microsoft.graph.eventMessageRequest", received: datetime | None = None) -> str:
+                       odata_type: str = "#microsoft.graph.eventMessageRequest", received: datetime | None = None,
+                       html: str | None = None) -> str:
         """An invitation email in the Inbox, from ``organizer`` (name, address)."""
         message_id = self.new_id("message")
         when = (received or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -388,7 +389,8 @@ class GraphFake:
                 "id": message_id,
                 "folder": "inbox",
                 "subject": subject,
-                "body": {"contentType": "html", "content": f"<html><body><p>Invitation: {subject}</p></body></html>"},
+                "body": {"contentType": "html",
+                         "content": html or f"<html><body><p>Invitation: {subject}</p></body></html>"},
                 "from": {"emailAddress": {"name": organizer[0], "address": organizer[1]}},
                 "sender": {"emailAddress": {"name": organizer[0], "address": organizer[1]}},
                 "toRecipients": [{"emailAddress": {"name": self.user_name, "address": self.user_email}}],
