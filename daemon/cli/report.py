@@ -20,7 +20,8 @@ from daemon.cli.common import config_from, dump_json, open_state, parse_now
 from daemon.engine.state import DraftRecord, RiskRecord
 
 # Risk kinds worth a retrospective (a tight buffer alone is not an incident).
-INCIDENT_KINDS = ("missed", "interview_clash", "double_booked", "out_of_office", "odd_hour", "travel", "no_join_info")
+INCIDENT_KINDS = ("missed", "interview_clash", "double_booked", "out_of_office", "odd_hour", "travel", "no_join_info",
+                  "time_mismatch")
 
 CAUSE_LABELS = {
     "timezone": "timezone mix-up",

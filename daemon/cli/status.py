@@ -112,11 +112,11 @@ def _evaluate(config: Config, store: StateStore, now: datetime) -> tuple[Any, st
     from daemon.engine.pipeline import Engine
 
     try:
-        engine = Engine(config, store)
+        engine = Engine(config, store, read_mail=False)  # status reads the store only, no mailbox
     except Exception as exc:  # noqa: BLE001 - e.g. an unusable templates_dir; still show the rest
         return None, f"{type(exc).__name__}: {exc}"
     try:
-        return engine.evaluate(now, read_mail=False), None  # status reads the store only
+        return engine.evaluate(now), None
     except Exception as exc:  # noqa: BLE001 - status must still show accounts and drafts
         return None, f"{type(exc).__name__}: {exc}"
     finally:

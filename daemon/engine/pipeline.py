@@ -142,8 +142,10 @@ class Engine:
         open_calendar: Callable[[AccountConfig, ProviderContext], CalendarSource] = registry.open_calendar,
         open_drafts: Callable[[AccountConfig, ProviderContext], DraftStore] = registry.open_drafts,
         renderer: Renderer | None = None,
+        read_mail: bool = True,
     ) -> None:
         self.config = config
+        self.read_mail = read_mail
         self.store = store
         self._open_calendar = open_calendar
         self._open_drafts = open_drafts
@@ -250,11 +252,12 @@ class Engine:
 
     # ---- the core -------------------------------------------------------------------------------
 
-    def evaluate(self, now: datetime, *, read_mail: bool = True) -> Evaluation:
+    def evaluate(self, now: datetime) -> Evaluation:
         """Classify, detect and plan over every stored event of every enabled account.
 
-        With ``read_mail``, each upcoming interview's invitation email is read (once per version of the
-        event, through its account's mailbox where that can read mail) and its facts attached first.
+        Unless the engine was made with ``read_mail=False``, each upcoming interview's invitation email is
+        read first (once per version of the event, through its account's mailbox where that can read
+        mail) and its facts attached; facts already kept with stored events are used either way.
         """
         window = self.window(now)
         names = [a.name for a in self.accounts()]
@@ -264,7 +267,7 @@ class Engine:
         context = self._plan_context(window)
         with gc_paused():
             classifications = classify_all(events, self.config)
-        if read_mail:
+        if self.read_mail:
             events = self._with_invitations(events, classifications, now)
             by_key = {e.occurrence_key: e for e in events}
         with gc_paused():
