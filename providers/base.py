@@ -89,13 +89,15 @@ class Capabilities:
     find the invitation to reply under (else the engine does not ask). ``detects_edits``: ``fate``
     can tell the user's edit from our content (else a draft, once made, is never rewritten).
     ``detects_sent``: ``fate`` can tell sent from discarded (else a vanished draft is "sent or
-    deleted").
+    deleted"). ``reads_invitations``: the store offers ``read_invitation(event) -> InvitationEmail |
+    None`` (else the engine does not ask).
     """
 
     incremental: bool = False
     threads_replies: bool = False
     detects_edits: bool = True
     detects_sent: bool = True
+    reads_invitations: bool = False
 
 
 @runtime_checkable

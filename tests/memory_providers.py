@@ -48,7 +48,7 @@ def _overlaps(event: Event, window: Window) -> bool:
 class MemoryMailbox:
     """A mailbox that remembers drafts and lets a test play the user (edit, delete, send)."""
 
-    capabilities = Capabilities(threads_replies=True, detects_edits=True, detects_sent=True)
+    capabilities = Capabilities(threads_replies=True, detects_edits=True, detects_sent=True, reads_invitations=True)
 
     def __init__(self) -> None:
         self.drafts: dict[str, DraftMessage] = {}

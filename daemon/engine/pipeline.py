@@ -319,10 +319,10 @@ class Engine:
         if account is None:
             return None
         try:
-            reader = getattr(self._mailbox(account), "read_invitation", None)
-            if not callable(reader):
+            mailbox = self._mailbox(account)
+            if not mailbox.capabilities.reads_invitations:
                 return None
-            email: InvitationEmail | None = reader(event)
+            email: InvitationEmail | None = mailbox.read_invitation(event)  # type: ignore[attr-defined]
         except AuthError as exc:  # the drafts step reports it and marks the account
             log.debug("%s: cannot read the invitation for %r: %s", account.name, event.title, exc)
             return None

@@ -163,7 +163,8 @@ class GmailDrafts:
         self._warned_scope = False
         # Threading and telling sent from deleted both read mail, which the config may not allow.
         reads = session.conn.read_mail
-        self.capabilities = Capabilities(threads_replies=reads, detects_edits=True, detects_sent=reads)
+        self.capabilities = Capabilities(threads_replies=reads, detects_edits=True, detects_sent=reads,
+                                         reads_invitations=reads)
 
     def close(self) -> None:
         """Nothing of its own to close: the session belongs to the account's context."""

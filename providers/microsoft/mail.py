@@ -69,7 +69,7 @@ def _subject_key(text: str) -> str:
 class GraphDrafts:
     """Outlook drafts through Graph messages, as a :class:`DraftStore`. Never sends."""
 
-    capabilities = Capabilities(threads_replies=True, detects_edits=True, detects_sent=True)
+    capabilities = Capabilities(threads_replies=True, detects_edits=True, detects_sent=True, reads_invitations=True)
 
     def __init__(self, client: GraphClient, ctx: ProviderContext) -> None:
         self.account = ctx.account
