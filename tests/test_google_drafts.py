@@ -556,3 +556,35 @@ def test_an_expired_saved_token_is_refreshed_before_use_not_refused(fake: Google
     fake.reset_counts()
     assert box.find_by_key("no-such-key") is None
     assert fake.count("token") == 1 and fake.count(status=401) == 0
+
+
+def test_salvage_check_reads_the_invitation_email_and_reports_a_time_mismatch(
+        fake: GoogleFake, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from daemon.cli import main
+
+    fake.put_event(ME, {
+        "id": "iv9", "iCalUID": "iv9@initech.example", "summary": "Interview: Staff Engineer - Initech",
+        "start": {"dateTime": "2026-11-25T14:00:00-08:00", "timeZone": "America/Los_Angeles"},
+        "end": {"dateTime": "2026-11-25T15:00:00-08:00", "timeZone": "America/Los_Angeles"},
+        "organizer": {"email": "riley@initech.example", "displayName": "Riley Chen"},
+        "attendees": [{"email": ME, "self": True, "responseStatus": "accepted"},
+                      {"email": "riley@initech.example", "organizer": True, "responseStatus": "accepted"}]})
+    fake.add_invitation(organizer="Riley Chen <riley@initech.example>", to=ME, uid="iv9@initech.example",
+                        subject="Invitation: Interview: Staff Engineer - Initech",
+                        text="Hi Alex, looking forward to Wednesday, November 25 at 2pm ET.\n"
+                             "Join: https://initech.zoom.us/j/91234567890\nMy cell: +1 415 555 0123\n")
+    fake.token_file(tmp_path / "tokens" / "g.google.json")
+    config = tmp_path / "config.yaml"
+    config.write_text(config_yaml(fake, tmp_path, email=ME))
+    capsys.readouterr()
+    assert main(["check", "--format", "json", "--config", str(config), "--now", NOW]) == 1
+    (found,) = json.loads(capsys.readouterr().out)["interviews"]
+    kinds = {r["kind"]: r for r in found["risks"]}
+    assert "no_join_info" not in kinds  # the email's Zoom link counts
+    mismatch = kinds["time_mismatch"]
+    assert mismatch["severity"] == "critical" and '"2pm ET"' in mismatch["evidence"]
+    assert mismatch["evidence"].endswith("but the calendar has it at 22:00; going by the calendar you would be late")
+    # The next check reads the facts kept in the state store: no mail is read again.
+    fake.reset_counts()
+    assert main(["check", "--format", "json", "--config", str(config), "--now", NOW]) == 1
+    assert not [r for r in fake.routes_called() if r.startswith("messages.")]

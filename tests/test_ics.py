@@ -745,3 +745,15 @@ def test_two_files_with_the_same_custom_tzid_keep_their_own_rules(tmp_path: Path
     second.write_text(calendar("-0300"))
     assert one(source_for(first).fetch(MARCH, None), "Custom").start == datetime(2025, 3, 6, 1, tzinfo=UTC)
     assert one(source_for(second).fetch(MARCH, None), "Custom").start == datetime(2025, 3, 6, 13, tzinfo=UTC)
+
+
+def test_a_windows_name_in_x_wr_timezone_is_mapped_before_floating_times_take_it(tmp_path: Path) -> None:
+    path = tmp_path / "windows.ics"
+    path.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:test\r\nX-WR-TIMEZONE:Pacific Standard Time\r\n"
+        "BEGIN:VEVENT\r\nUID:f\r\nDTSTART:20250318T100000\r\nDTEND:20250318T110000\r\nSUMMARY:Floating\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    result = source_for(path).fetch(MARCH, None)
+    assert result.problems == ()
+    assert one(result, "Floating").start == datetime(2025, 3, 18, 17, tzinfo=UTC)  # 10:00 PDT
