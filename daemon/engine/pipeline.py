@@ -20,7 +20,17 @@ from daemon.core.classify import classify_all
 from daemon.core.copies import pick_copies
 from daemon.core.detect import detect
 from daemon.core.invitation import parse_invitation, with_invitation
-from daemon.core.model import Action, Case, Classification, DraftState, Event, InvitationFacts, PlanContext, Risk, Wakeup
+from daemon.core.model import (
+    Action,
+    Case,
+    Classification,
+    DraftState,
+    Event,
+    InvitationFacts,
+    PlanContext,
+    Risk,
+    Wakeup,
+)
 from daemon.core.plan import Skipped, plan_result
 from daemon.core.text import one_line
 from daemon.engine.gcpause import gc_paused
