@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -279,9 +280,17 @@ def cmd_auth(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def example_config_text() -> str:
+    """The annotated example config shipped in the package (the same file as config.example.yaml)."""
+    return (resources.files("daemon.sample") / "config.example.yaml").read_text(encoding="utf-8")
+
+
 def cmd_config(args: argparse.Namespace, out: Console) -> int:
     if args.config_command == "schema":
         dump_json(json_schema())
+        return 0
+    if args.config_command == "example":
+        sys.stdout.write(example_config_text())
         return 0
     config = config_from(args)
     from daemon.engine.render import template_problems
@@ -302,6 +311,13 @@ def cmd_config(args: argparse.Namespace, out: Console) -> int:
             out.print(f"  - {_escape(p)}")
         return 2
     out.print(f"Config OK: {len(config.accounts)} account(s), timezone {config.user.timezone}.")
+    return 0
+
+
+def cmd_completion(args: argparse.Namespace, out: Console) -> int:
+    import argcomplete
+
+    sys.stdout.write(argcomplete.shellcode(["salvage"], shell=args.shell))
     return 0
 
 

@@ -1,105 +1,179 @@
 """The `salvage` command line.
 
-Exit codes: 0 success (for `check`: no risks), 1 `check` found risks / `status --exit-code` found a
-problem, 2 a user error (bad config, bad arguments, unknown event), 3 an internal error.
+Exit codes: 0 success (for `check`: no risks), 1 `check` found risks or an account failed /
+`status --exit-code` found a problem, 2 a user error (bad config, bad arguments, unknown event),
+3 an internal error.
+
+Only argparse is imported at module level: `salvage --help` and shell completion must not pay for
+pydantic, rich or Jinja2. Each command imports what it needs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from daemon import __version__
-from daemon.cli.common import UserError
-from daemon.cli.terminal import SafeConsole
-from daemon.config import REASONS, ConfigError
-from daemon.engine.render import RenderError
-from daemon.engine.state import StateError
-from providers.base import ProviderError
+from daemon.reasons import REASONS
+
+# What a person does, in the order they meet it. A command not listed here still shows, under "other".
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Try it", ("demo",)),
+    ("Set up", ("init", "config", "auth", "service", "completion")),
+    ("Watch", ("check", "week", "status", "run")),
+    ("Act", ("missed", "preview", "drafts", "done")),
+    ("Look back", ("report",)),
+)
+EVENT_HELP = "the interview: its id (from `salvage check`), its key, or part of its title"
+
+
+class _Commands:
+    """Adds sub-commands and remembers their one-line help for the grouped listing."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+        self.sub = parser.add_subparsers(dest="command", metavar="COMMAND", help=argparse.SUPPRESS, prog="salvage")
+        self.sub.required = True
+        self.helps: dict[str, str] = {}
+
+    def add(self, name: str, help: str) -> argparse.ArgumentParser:
+        self.helps[name] = help
+        return _add_sub(self.sub, name, help)
+
+    def listing(self) -> str:
+        """The commands grouped by what a person does with them."""
+        width = max(len(n) for n in self.helps) + 2
+        placed: set[str] = set()
+        blocks: list[str] = []
+        for title, names in GROUPS:
+            rows = [f"  {n:<{width}}{self.helps[n]}" for n in names if n in self.helps]
+            placed.update(names)
+            if rows:
+                blocks.append(f"{title}:\n" + "\n".join(rows))
+        rest = [f"  {n:<{width}}{h}" for n, h in self.helps.items() if n not in placed]
+        if rest:
+            blocks.append("Other:\n" + "\n".join(rest))
+        return "\n\n".join(blocks) + "\n\nRun `salvage COMMAND --help` for a command's options."
+
+
+def _add_sub(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str) -> argparse.ArgumentParser:
+    """A sub-command whose one-line help is also its description."""
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", type=Path, metavar="PATH",
+                   help="config file (default: the platform config dir, or $SALVAGE_CONFIG)")
+
+
+def _add_now(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--now", metavar="INSTANT",
+                   help="pretend it is this instant (ISO 8601 with offset), for reproducible runs")
 
 
 def _add_common(p: argparse.ArgumentParser, *, now: bool = False) -> None:
-    p.add_argument("--config", "-c", type=Path, help="config file (default: the platform config dir)")
+    _add_config(p)
     if now:
-        p.add_argument("--now", help="pretend it is this instant (ISO 8601 with offset), for reproducible runs")
+        _add_now(p)
+
+
+def _add_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table for people (default), json for scripts")
+
+
+def _add_no_poll(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-poll", action="store_true", help="use what the state store already has; read no calendar")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; every command and option carries a one-line help."""
     parser = argparse.ArgumentParser(
         prog="salvage",
-        description="Watches your calendars for job interviews at risk and drafts the right email.",
+        usage="salvage [OPTIONS] COMMAND [ARGS]",
+        description="Watches your calendars for job interviews at risk and drafts the right email\n"
+        "into your Drafts folder. It never sends anything.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"salvage {__version__}")
+    parser.add_argument("--version", action="version", version=f"salvage {__version__}",
+                        help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    cmds = _Commands(parser)
 
-    p = sub.add_parser("demo", help="run the whole pipeline on a bundled sample calendar")
-    p.add_argument("--output", "-o", type=Path, default=Path("salvage-demo"), help="folder for drafts and state")
-    p.add_argument("--now", help="demo clock (default: the sample's pinned instant)")
+    p = cmds.add("demo", "run the whole pipeline on a bundled sample calendar")
+    p.add_argument("--output", "-o", type=Path, default=Path("salvage-demo"), metavar="DIR",
+                   help="folder for the demo's drafts and state (default: ./salvage-demo)")
+    p.add_argument("--now", metavar="INSTANT", help="demo clock (default: the sample's pinned instant)")
 
-    p = sub.add_parser("check", help="one scan: interviews and their risks (exit 1 if any risk)")
+    p = cmds.add("check", "one scan: interviews and their risks (exit 1 if any risk or failed account)")
     _add_common(p, now=True)
-    p.add_argument("--format", choices=("table", "json"), default="table")
-    p.add_argument("--no-poll", action="store_true", help="use what the state store already has")
+    _add_format(p)
+    _add_no_poll(p)
 
-    p = sub.add_parser("run", help="run the service (or one pass with --once)")
+    p = cmds.add("run", "run the service (or one pass with --once)")
     _add_common(p, now=True)
     p.add_argument("--once", action="store_true", help="one pass, then exit")
     p.add_argument("--dry-run", action="store_true", help="show what would be drafted; change no mailbox")
 
-    p = sub.add_parser("preview", help="show the draft(s) Salvage would write for an event")
+    p = cmds.add("preview", "show the draft(s) Salvage would write for an interview, and why")
     _add_common(p, now=True)
-    p.add_argument("event", help="event id (from `salvage check`), key, or part of its title")
-    p.add_argument("--reason", choices=REASONS, help="preview with this reason")
-    p.add_argument("--no-poll", action="store_true", help="use what the state store already has")
+    p.add_argument("event", metavar="EVENT", help=EVENT_HELP)
+    p.add_argument("--reason", choices=REASONS, help="preview with this honest reason")
+    _add_no_poll(p)
 
-    p = sub.add_parser("missed", help="tell Salvage you missed an interview")
+    p = cmds.add("missed", "tell Salvage you missed an interview; drafts the apology now")
     _add_common(p, now=True)
-    p.add_argument("event", help="event id (from `salvage check`), key, or part of its title")
+    p.add_argument("event", metavar="EVENT", help=EVENT_HELP)
     p.add_argument("--reason", choices=REASONS, help="the honest reason to give (default from config)")
     p.add_argument("--no-draft", action="store_true", help="only record it; draft at the next pass")
 
-    p = sub.add_parser("done", help="close an interview's case: no more drafts for it")
+    p = cmds.add("done", "close an interview's case: no more drafts for it")
     _add_common(p, now=True)
-    p.add_argument("event", help="case id (from `salvage check`), key, or part of the interview's title")
+    p.add_argument("event", metavar="EVENT", help="case id (from `salvage check`), key, or part of the interview's title")
 
-    p = sub.add_parser("status", help="accounts, upcoming interviews, live drafts")
+    p = cmds.add("status", "accounts, upcoming interviews, live drafts")
     _add_common(p, now=True)
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    _add_format(p)
     p.add_argument("--exit-code", action="store_true", help="exit 1 if an account is failing or needs auth")
 
-    p = sub.add_parser("report", help="past misses and clashes, their causes, and what to change")
+    p = cmds.add("report", "past misses and clashes, their causes, and what to change")
     _add_common(p, now=True)
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    _add_format(p)
 
-    p = sub.add_parser("auth", help="authorise an account (Google / Microsoft)")
+    p = cmds.add("auth", "authorise a Google or Microsoft account, once")
     _add_common(p)
-    p.add_argument("account", help="account name from the config")
+    p.add_argument("account", metavar="ACCOUNT", help="account name from the config")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--no-browser", action="store_true", help="print the URL / code instead of opening a browser")
     how.add_argument("--browser", action="store_true",
                      help="Microsoft: sign in in a browser instead of with a device code")
 
-    p = sub.add_parser("config", help="validate the config or print its JSON Schema")
+    p = cmds.add("config", "check the config, print the annotated example or the JSON Schema")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION")
     csub.required = True
-    v = csub.add_parser("validate", help="check the config file and report every problem")
+    v = _add_sub(csub, "validate", "check the config file and report every problem with its file and line")
     _add_common(v)
-    csub.add_parser("schema", help="print the config's JSON Schema (for editor completion)")
+    _add_sub(csub, "example", "print the annotated example config (every option, with its default)")
+    _add_sub(csub, "schema", "print the config's JSON Schema (for editor completion)")
 
-    p = sub.add_parser("service", help="install Salvage as a user service")
+    p = cmds.add("service", "install Salvage as a user service (systemd or launchd)")
     ssub = p.add_subparsers(dest="service_command", metavar="ACTION")
     ssub.required = True
-    i = ssub.add_parser("install", help="write a systemd user unit (Linux) or launchd plist (macOS)")
+    i = _add_sub(ssub, "install", "write a systemd user unit (Linux) or launchd plist (macOS)")
     _add_common(i)
     i.add_argument("--print", dest="print_only", action="store_true", help="print the file instead of writing it")
-    ssub.add_parser("uninstall", help="remove the unit / plist written by install")
+    _add_sub(ssub, "uninstall", "remove the unit / plist written by install")
+
+    p = cmds.add("completion", "print the shell completion script (bash, zsh or fish)")
+    p.add_argument("shell", choices=("bash", "zsh", "fish"), help="your shell")
+
+    parser.epilog = cmds.listing()
     return parser
 
 
@@ -119,10 +193,21 @@ def setup_logging(verbose: int, fmt: str, command: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `salvage` command."""
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # the shell is asking for completions: answer and exit
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.log_format, args.command)
-    out = SafeConsole(highlight=False, soft_wrap=True)
-    err = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
+
+    from daemon.cli.common import UserError
+    from daemon.cli.output import consoles
+    from daemon.config import ConfigError
+    from daemon.engine.render import RenderError
+    from daemon.engine.state import StateError
+    from providers.base import ProviderError
+
+    out, err = consoles()
     try:
         from daemon.cli import commands
 

@@ -17,6 +17,14 @@ from daemon.engine.pipeline import Evaluation, Outcome, PassReport
 _SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
 
+def consoles() -> tuple[Console, Console]:
+    """stdout and stderr consoles: wrapped at words to the terminal's width; colour only on a
+    terminal and never with NO_COLOR (rich reads both from the environment)."""
+    out = Console(highlight=False, soft_wrap=False, emoji=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=False, emoji=False)
+    return out, err
+
+
 def fmt_when(event: Event, tz: tzinfo) -> str:
     """'Wed 25 Nov 14:00–14:45' in the user's zone; all-day events as dates."""
     if isinstance(event.start, datetime) and isinstance(event.end, datetime):
