@@ -625,3 +625,8 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Salvage configuration"
     return schema
+
+
+def key_lines(text: str) -> dict[tuple[str | int, ...], int]:
+    """1-based line numbers of every key path in config text, e.g. ``("accounts", 0, "calendar")``."""
+    return _line_index(text)

@@ -16,7 +16,15 @@ from pathlib import Path
 
 from rich.console import Console
 
-from daemon.cli.common import UserError, config_from, dump_json, open_state, parse_now
+from daemon.cli.common import (
+    UserError,
+    config_from,
+    config_location,
+    dump_json,
+    open_state,
+    parse_now,
+    placeholder_problems,
+)
 from daemon.cli.output import (
     _escape,
     fmt_instant,
@@ -29,8 +37,8 @@ from daemon.cli.output import (
 )
 from daemon.config import Config, json_schema, parse_config
 from daemon.core.ids import short_id
-from daemon.core.model import Classification, Event
-from daemon.engine.pipeline import Engine, Evaluation, PassReport, find_events
+from daemon.core.model import ActionKind, Classification, Event
+from daemon.engine.pipeline import Engine, Evaluation, Outcome, PassReport, find_events
 
 log = logging.getLogger(f"salvage.{__name__}")
 
@@ -81,15 +89,31 @@ def cmd_check(args: argparse.Namespace, out: Console) -> int:
             }
         )
     else:
-        print_polls(report, out)
+        failed = report.failed_accounts
+        if failed:
+            names = ", ".join(p.account for p in failed)
+            out.print(f"[bold red]{len(failed)} of {len(report.polls)} account(s) could not be read ({_escape(names)}): "
+                      "their interviews are missing below.[/]")
+        print_polls(report, out, where=lambda name: _account_location(args, config, name))
         if not interviews:
-            out.print("No interviews found in the window.")
+            read = "the accounts that could be read" if failed else "your calendars"
+            out.print(f"No interviews found in {read} "
+                      f"({config.window.past_days} day(s) back, {config.window.future_days} ahead).")
         else:
             out.print(interviews_table(evaluation, config, f"Interviews as of {fmt_instant(now, config.user.zone)}"))
             out.print(f"{len(interviews)} interview(s), {len(risky)} at risk.")
         print_cases(cases, config, out)
     missed = [c for c in cases if c.phase.value == "missed"]
-    return 1 if risky or missed else 0
+    return 1 if risky or missed or report.failed_accounts else 0
+
+
+def _account_location(args: argparse.Namespace, config: Config, name: str) -> str:
+    """Where in the config file an account's calendar is set, for a message about it."""
+    for i, account in enumerate(config.accounts):
+        if account.name == name:
+            key = "path" if getattr(account.calendar, "path", None) is not None else "type"
+            return f"accounts[{i}].calendar.{key} at {config_location(args, 'accounts', i, 'calendar', key)}"
+    return config_location(args)
 
 
 def cmd_run(args: argparse.Namespace, out: Console) -> int:
@@ -111,7 +135,7 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
     label = "dry run: " if args.dry_run else ""
     if made:
         out.print(f"{label}drafts:")
-        print_outcomes(made, out)
+        print_outcomes(made, out, titles=report.evaluation)
     else:
         out.print(f"{label}nothing to do.")
     if args.dry_run:
@@ -147,7 +171,7 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
         for risk in evaluation.risks_for(event.occurrence_key):
             out.print(f"risk: {_escape(risk_text(risk))}")
         if not actions:
-            out.print("No draft is planned for this event.")
+            out.print(no_draft_text(evaluation, event))
             return 0
         for action in actions:
             if args.reason:
@@ -168,6 +192,24 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def no_draft_text(evaluation: Evaluation, event: Event) -> str:
+    """Why no draft is planned for an event, naming the interview that moves instead where one does."""
+    if not evaluation.classifications[event.occurrence_key].is_interview:
+        return "No draft is planned: this event is not an interview."
+    for risk in evaluation.risks_for(event.occurrence_key):
+        other = evaluation.by_key.get(risk.other_key or "")
+        if other is None:
+            continue
+        moving = [a for a in evaluation.actions_for(other.occurrence_key) if a.kind is ActionKind.RESCHEDULE]
+        if moving:
+            oid = short_id(other.occurrence_key)
+            return (f"No draft is planned for this interview: it stays, and the clash is solved by moving "
+                    f"{_escape(other.title)!r} (id {oid}); `salvage preview {oid}` shows that draft.")
+    if not evaluation.risks_for(event.occurrence_key):
+        return "No draft is planned for this interview: no risk was found."
+    return "No draft is planned for this interview: none of its risks calls for an email."
+
+
 def _one_event(evaluation: Evaluation, query: str) -> Event:
     matches = find_events(evaluation, query)
     if not matches:
@@ -176,8 +218,10 @@ def _one_event(evaluation: Evaluation, query: str) -> Event:
         interviews = [e for e in matches if evaluation.classifications[e.occurrence_key].is_interview]
         if len(interviews) == 1:
             return interviews[0]
-        listing = "; ".join(f"{short_id(e.occurrence_key)} {e.title!r}" for e in matches[:6])
-        raise UserError(f"{query!r} matches {len(matches)} events ({listing}); use the id")
+        shown = matches[:10]
+        listing = "; ".join(f"{short_id(e.occurrence_key)} {e.title!r}" for e in shown)
+        more = f"; and {len(matches) - len(shown)} more" if len(matches) > len(shown) else ""
+        raise UserError(f"{query!r} matches {len(matches)} events ({listing}{more}); use the id")
     return matches[0]
 
 
@@ -236,11 +280,13 @@ def cmd_missed(args: argparse.Namespace, out: Console) -> int:
             lock.release()
     print_polls(report, out)
     mine = [o for o in report.outcomes if o.occurrence_key == event.occurrence_key]
-    print_outcomes(mine, out)
-    for o in mine:
-        if o.call_first:
-            phone = f" on {o.phone}" if o.phone else ""
-            out.print(f"[bold red]Call them first{phone}[/] — a phone call beats email; then review the draft.")
+    others = [o for o in report.outcomes if o.occurrence_key != event.occurrence_key
+              and o.result not in ("kept", "exists")]
+    print_outcomes(mine, out, titles=report.evaluation)
+    if others:
+        out.print("The same pass also changed drafts for other interviews:")
+        print_outcomes(others, out, titles=report.evaluation)
+    print_call_first(report.outcomes, report.evaluation, out)
     return 0
 
 
@@ -248,6 +294,21 @@ def cmd_done(args: argparse.Namespace, out: Console) -> int:
     from daemon.cli.cases import cmd_done as done
 
     return done(args, out)
+
+
+def print_call_first(outcomes: list[Outcome], evaluation: Evaluation | None, out: Console) -> None:
+    """The loud "phone them first" line, true to why: a missed interview, or a short-notice move."""
+    for o in outcomes:
+        if not o.call_first or o.result not in ("created", "updated", "would-create"):
+            continue
+        event = evaluation.by_key.get(o.occurrence_key) if evaluation else None
+        title = f" {_escape(event.title)!r}" if event else ""
+        phone = f" on {_escape(o.phone)}" if o.phone else ""
+        if o.kind == ActionKind.MISSED.value:
+            out.print(f"[bold red]You missed{title}: call them first{phone}[/] — a phone call beats email; "
+                      "then send the draft.")
+        else:
+            out.print(f"[bold red]Short notice for{title}: call them first{phone}[/] — then send the draft.")
 
 
 def cmd_status(args: argparse.Namespace, out: Console) -> int:
@@ -267,6 +328,13 @@ def cmd_auth(args: argparse.Namespace, out: Console) -> int:
 
     config = config_from(args)
     account = config.account(args.account)
+    if not registry.auth_kinds(account):
+        out.print(f"Account {account.name!r} needs no authorisation ({account.calendar.kind} calendar, "
+                  f"{account.drafts.kind} drafts): nothing to do.", markup=False)
+        return 0
+    index = config.accounts.index(account)
+    for keys, problem in placeholder_problems(account):
+        raise UserError(f"{problem} ({'.'.join(map(str, keys))} at {config_location(args, 'accounts', index, *keys)})")
     microsoft = account.connection("microsoft")
     if args.browser and microsoft is not None:
         interactive = microsoft.model_copy(update={"auth_flow": "interactive"})
@@ -300,11 +368,7 @@ def cmd_config(args: argparse.Namespace, out: Console) -> int:
     state = state_path_problem(config.state_path)
     if state:
         problems.append(f"state.path: {state}")
-    for account in config.accounts:
-        for kind, section in (("calendar", account.calendar), ("drafts", account.drafts)):
-            path = getattr(section, "path", None)
-            if path is not None and kind == "calendar" and not Path(path).exists():
-                problems.append(f"accounts[{account.name}].calendar.path: {path} does not exist")
+    problems.extend(account_problems(args, config))
     if problems:
         out.print("[red]The config is valid YAML, but:[/]")
         for p in problems:
@@ -319,6 +383,22 @@ def cmd_completion(args: argparse.Namespace, out: Console) -> int:
 
     sys.stdout.write(argcomplete.shellcode(["salvage"], shell=args.shell))
     return 0
+
+
+def account_problems(args: argparse.Namespace, config: Config) -> list[str]:
+    """What would make an enabled account fail at its first poll, each with its key path, file and line."""
+    problems: list[str] = []
+    for i, account in enumerate(config.accounts):
+        if not account.enabled:
+            continue
+        path = getattr(account.calendar, "path", None)
+        if path is not None and not Path(path).exists():
+            where = config_location(args, "accounts", i, "calendar", "path")
+            problems.append(f"accounts[{i}].calendar.path ({where}): {path} does not exist; "
+                            f"point it at your .ics file, or set enabled: false for account {account.name!r}")
+        for keys, problem in placeholder_problems(account):
+            problems.append(f"accounts[{i}].{'.'.join(keys)} ({config_location(args, 'accounts', i, *keys)}): {problem}")
+    return problems
 
 
 def cmd_service(args: argparse.Namespace, out: Console) -> int:
@@ -358,11 +438,8 @@ def cmd_demo(args: argparse.Namespace, out: Console) -> int:
     names = [_escape(t) + (f" ×{n}" if n > 1 else "") for t, n in counts.items()]
     out.print(f"Not interviews ({len(ignored)}): " + ", ".join(names[:12]) + (", …" if len(names) > 12 else ""))
     out.print("\n[bold]Drafts written[/] (review them in a mail client; Salvage never sends):")
-    print_outcomes(report.outcomes, out)
-    for o in report.outcomes:
-        if o.call_first:
-            phone = f" on {o.phone}" if o.phone else ""
-            out.print(f"[bold red]Missed interview: call them first{phone}[/] — then send the draft.")
+    print_outcomes(report.outcomes, out, titles=evaluation)
+    print_call_first(report.outcomes, evaluation, out)
     out.print(f"\nDrafts: {drafts_dir}  (open the .eml files in Thunderbird, Apple Mail or Outlook)")
     out.print(f"State:  {state}")
     return 0

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from daemon.config import Config, load_config
+from daemon.config import AccountConfig, Config, default_config_path, key_lines, load_config
 from daemon.core.text import json_escape_invisible
 from daemon.engine.state import StateStore
 from providers import registry as _registry  # noqa: F401 - installs the providers' config sections
@@ -50,8 +52,55 @@ def config_from(args: argparse.Namespace) -> Config:
     return load_config(getattr(args, "config", None))
 
 
+def config_source(args: argparse.Namespace) -> Path:
+    """The config file a command reads (``--config``, ``$SALVAGE_CONFIG`` or the platform path)."""
+    return (getattr(args, "config", None) or default_config_path()).expanduser().absolute()
+
+
+def config_location(args: argparse.Namespace, *keys: str | int) -> str:
+    """``file:line`` of a key path in the config file (the file alone if the key is not written there)."""
+    source = config_source(args)
+    try:
+        lines = key_lines(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return str(source)
+    probe = tuple(keys)
+    while probe:
+        if probe in lines:
+            return f"{source}:{lines[probe]}"
+        probe = probe[:-1]
+    return str(source)
+
+
 def dump_json(data: Any) -> None:
     """Plain JSON on stdout, for programs."""
     # json escapes C0 controls itself; C1 and bidi characters are escaped too, so the output is
     # the same data yet safe to look at in a terminal.
     sys.stdout.write(json_escape_invisible(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
+
+
+_PLACEHOLDER = re.compile(r"(?i)^(0{8}-0{4}-0{4}-0{4}-0{12}|<[^>]*>|.*(your|change[ _-]?me|placeholder|xxx).*)$")
+
+
+def placeholder_problems(account: AccountConfig) -> list[tuple[tuple[str, ...], str]]:
+    """Credentials left as the example's placeholders, found before any network call: (key path, message)."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    client_id = getattr(account.connection("microsoft"), "client_id", None)
+    if isinstance(client_id, str) and _PLACEHOLDER.match(client_id.strip()):
+        found.append((("microsoft", "client_id"),
+                      f"account {account.name!r}: microsoft.client_id {client_id!r} is the example's placeholder, "
+                      "not an app registration; register your own app (docs/microsoft.md) and put its "
+                      "Application (client) ID there, or set SALVAGE_MS_CLIENT_ID"))
+    secrets = getattr(account.connection("google"), "client_secrets", None)
+    if isinstance(secrets, Path) and secrets.is_file():
+        try:
+            data = json.loads(secrets.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+        client = (data.get("installed") or data.get("web") or {}) if isinstance(data, dict) else {}
+        google_id = str(client.get("client_id", "")) if isinstance(client, dict) else ""
+        if google_id and _PLACEHOLDER.match(google_id.split(".apps.googleusercontent.com")[0]):
+            found.append((("google", "client_secrets"),
+                          f"account {account.name!r}: {secrets} holds a placeholder client id "
+                          f"{google_id!r}; download your own OAuth client JSON (docs/google.md)"))
+    return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, tzinfo
 from typing import Any
 
@@ -18,11 +18,13 @@ _SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Se
 
 
 def consoles() -> tuple[Console, Console]:
-    """stdout and stderr consoles: wrapped at words to the terminal's width; colour only on a
-    terminal and never with NO_COLOR (rich reads both from the environment)."""
-    out = Console(highlight=False, soft_wrap=False, emoji=False)
-    err = Console(stderr=True, highlight=False, soft_wrap=False, emoji=False)
-    return out, err
+    """stdout and stderr consoles. On a terminal, prose wraps at words to its width; into a pipe or
+    file, lines are left whole for the reader's own tools. Colour only on a terminal and never with
+    NO_COLOR (rich reads both, and COLUMNS, from the environment)."""
+    pair = (Console(highlight=False, emoji=False), Console(stderr=True, highlight=False, emoji=False))
+    for console in pair:
+        console.soft_wrap = not console.is_terminal
+    return pair[0], pair[1]
 
 
 def fmt_when(event: Event, tz: tzinfo) -> str:
@@ -109,23 +111,34 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def print_polls(report: PassReport, out: Console) -> None:
+def print_polls(report: PassReport, out: Console, *, where: Callable[[str], str] | None = None) -> None:
+    """One line per failing account (with where it is configured, if known) and per problem."""
     for poll in report.polls:
         if not poll.ok:
             hint = f" — run `salvage auth {poll.account}`" if poll.needs_auth and "salvage auth" not in poll.message else ""
-            out.print(f"[red]account {poll.account}: {_escape(poll.message)}{hint}[/]")
+            place = f" (check {_escape(where(poll.account))})" if where and not poll.needs_auth else ""
+            out.print(f"[red]account {poll.account}: {_escape(poll.message)}{hint}{place}[/]")
         for problem in poll.problems:
             out.print(f"[yellow]account {poll.account}: {_escape(problem)}[/]")
 
 
-def print_outcomes(outcomes: Iterable[Outcome], out: Console, *, where: str = "") -> None:
+def outcome_subject(outcome: Outcome, titles: Evaluation | None) -> str:
+    """The interview an outcome is about: its title where the calendar still has it, else its id."""
+    event = titles.by_key.get(outcome.occurrence_key) if titles else None
+    return repr(event.title) if event else f"interview {short_id(outcome.occurrence_key)}"
+
+
+def print_outcomes(outcomes: Iterable[Outcome], out: Console, *, where: str = "",
+                   titles: Evaluation | None = None) -> None:
+    """What happened to each draft, naming its interview; kept and unchanged drafts are left out."""
     for o in outcomes:
         if o.result in ("kept", "exists"):
             continue
-        to = f" to {', '.join(a.email for a in o.draft.to)}" if o.draft else ""
-        subject = f" “{_escape(o.draft.subject)}”" if o.draft else ""
+        to = f" → {', '.join(a.email for a in o.draft.to)}" if o.draft else ""
         detail = f" ({_escape(o.detail)})" if o.detail else ""
-        out.print(f"  {o.result:>12}  {o.kind}{to}{subject}{detail}")
+        out.print(f"  {o.result:>12}  {o.kind} for {_escape(outcome_subject(o, titles))}{to}{detail}")
+        if o.draft:
+            out.print(f"                “{_escape(o.draft.subject)}”")
         for note in o.notes:
             out.print(f"                [bold]→ {_escape(note)}[/]")
     if where:
