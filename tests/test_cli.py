@@ -174,7 +174,7 @@ def test_broken_calendar_file_is_reported_not_raised(tmp_path: Path, capsys: pyt
     (tmp_path / "config.yaml").write_text((SAMPLE / "demo.yaml").read_text() + "state:\n  path: s.sqlite3\n")
     code = main(["check", "--config", str(tmp_path / "config.yaml"), "--now", DEMO_NOW])
     captured = capsys.readouterr()
-    assert code == 0 and "Traceback" not in captured.err
+    assert code == 1 and "Traceback" not in captured.err  # a failed account is not a quiet week
     assert "account demo" in captured.out
 
 

@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.table import Table
+from rich.text import Text
 
 from daemon.config import Config
 from daemon.core.ids import short_id
@@ -43,7 +44,7 @@ def fmt_instant(value: datetime | None, tz: tzinfo) -> str:
 
 
 def risk_text(risk: Risk) -> str:
-    return f"{risk.kind.value} ({risk.severity.value}): {risk.evidence}"
+    return f"{risk.kind.value} ({risk.severity.value}): {risk_evidence(risk)}"
 
 
 def _iso(value: datetime | date) -> str:
@@ -86,23 +87,89 @@ def action_json(action: Action) -> dict[str, Any]:
     }
 
 
-def interviews_table(evaluation: Evaluation, config: Config, title: str) -> Table:
-    tz = config.user.zone
-    table = Table(title=title, show_lines=True, title_justify="left")
-    table.add_column("id", style="dim", no_wrap=True)
-    table.add_column("when", no_wrap=True)
-    table.add_column("interview")
-    table.add_column("risks")
-    table.add_column("draft planned")
-    for event in evaluation.interviews:
-        risks = evaluation.risks_for(event.occurrence_key)
-        risk_cell = "\n".join(
-            f"[{_SEVERITY_STYLE[r.severity]}]{r.kind.value}[/]: {_escape(r.evidence)}" for r in risks
-        ) or "[green]none[/]"
-        actions = ", ".join(a.kind.value for a in evaluation.actions_for(event.occurrence_key)) or "—"
-        who = f"\n[dim]{_escape(event.organizer.display)}[/]" if event.organizer else ""
-        table.add_row(short_id(event.occurrence_key), fmt_when(event, tz), _escape(event.title) + who, risk_cell, actions)
-    return table
+WIDE = 100  # below this many columns the interviews are a list, not a table
+
+
+def risk_evidence(risk: Risk) -> str:
+    """A risk's evidence without a leading repeat of its kind ("missed: missed: …" reads as a stutter)."""
+    text = risk.evidence
+    for prefix in (f"{risk.kind.value}: ", f"{risk.kind.value.replace('_', ' ')}: "):
+        text = text.removeprefix(prefix)
+    return text
+
+
+def _risk_markup(risk: Risk) -> str:
+    return f"[{_SEVERITY_STYLE[risk.severity]}]{risk.kind.value}[/] ({risk.severity.value}): {_escape(risk_evidence(risk))}"
+
+
+def _planned(evaluation: Evaluation, event: Event) -> list[str]:
+    return [a.kind.value for a in evaluation.actions_for(event.occurrence_key)]
+
+
+class InterviewsView:
+    """The interviews with their risks and planned drafts, laid out for the width it is given:
+    a table from :data:`WIDE` columns, a list below it. Kinds of risk and draft are never cut."""
+
+    def __init__(self, evaluation: Evaluation, config: Config, title: str) -> None:
+        self.evaluation = evaluation
+        self.config = config
+        self.title = title
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if options.max_width >= WIDE:
+            yield self.table()
+            return
+        # Wrap at words even where the console leaves prose lines whole (a pipe): the list is laid out.
+        laid_out = options.update(no_wrap=False, overflow="fold")
+        for part in self.compact(console, options.max_width):
+            yield from console.render(part, laid_out)
+
+    def table(self) -> Table:
+        """One row per interview; the kind columns are wide enough for the longest kind."""
+        tz = self.config.user.zone
+        table = Table(title=self.title, show_lines=True, title_justify="left")
+        table.add_column("id", style="dim", no_wrap=True)
+        table.add_column("when", no_wrap=True)
+        table.add_column("interview", ratio=2, min_width=12, overflow="fold")
+        table.add_column("risks", ratio=3, min_width=len("interview_clash"), overflow="fold")
+        table.add_column("draft planned", no_wrap=True, min_width=len("reschedule_request"))
+        for event in self.evaluation.interviews:
+            risks = self.evaluation.risks_for(event.occurrence_key)
+            risk_cell = "\n".join(_risk_markup(r) for r in risks) or "[green]none[/]"
+            actions = "\n".join(_planned(self.evaluation, event)) or "—"
+            who = f"\n[dim]{_escape(event.organizer.display)}[/]" if event.organizer else ""
+            table.add_row(short_id(event.occurrence_key), fmt_when(event, tz), _escape(event.title) + who,
+                          risk_cell, actions)
+        return table
+
+    def compact(self, console: Console, width: int) -> Iterable[RenderableType]:
+        """Each interview as a short block: id, time and title, then one wrapped line per risk and draft."""
+        tz = self.config.user.zone
+        yield Text.from_markup(f"[bold]{_escape(self.title)}[/]")
+        for event in self.evaluation.interviews:
+            yield Text.from_markup(
+                f"[dim]{short_id(event.occurrence_key)}[/]  {fmt_when(event, tz)}  [bold]{_escape(event.title)}[/]"
+            )
+            lines = [f"[dim]with {_escape(event.organizer.display)}[/]"] if event.organizer else []
+            lines += [f"risk: {_risk_markup(r)}" for r in self.evaluation.risks_for(event.occurrence_key)]
+            if len(lines) == bool(event.organizer):
+                lines.append("risk: [green]none[/]")
+            lines += [f"draft: {kind}" for kind in _planned(self.evaluation, event)]
+            for line in lines:
+                yield from hanging(console, Text.from_markup(line), width, indent=4)
+            yield Text("")
+
+
+def hanging(console: Console, text: Text, width: int, *, indent: int) -> Iterable[Text]:
+    """``text`` wrapped at words to ``width``, indented, its continuation lines two further (no trailing padding)."""
+    for i, line in enumerate(text.wrap(console, max(20, width - indent - 2))):
+        line.rstrip()
+        yield Text(" " * (indent if i == 0 else indent + 2)) + line
+
+
+def interviews_table(evaluation: Evaluation, config: Config, title: str) -> InterviewsView:
+    """The interviews view (a table on a wide terminal, a list on a narrow one)."""
+    return InterviewsView(evaluation, config, title)
 
 
 def _escape(text: str) -> str:
