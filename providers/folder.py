@@ -179,7 +179,7 @@ class FolderDrafts:
 
     def _write(self, name: str, draft: DraftMessage, when: datetime) -> None:
         """Write atomically: a temporary file in the same folder, then a rename over the target."""
-        data = message_bytes(draft, date=when, unsent=True)
+        data = message_bytes(draft, date=when, unsent=True, readable=True)  # 8-bit UTF-8: `cat` reads it
         self._ensure_folder()
         tmp = self.path / f".{name}.{secrets.token_hex(4)}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)

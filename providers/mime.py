@@ -92,14 +92,27 @@ def build_message(draft: DraftMessage, *, date: datetime | None = None, unsent: 
     return checked_message(draft, date=date, unsent=unsent)[0]
 
 
-def message_bytes(draft: DraftMessage, *, date: datetime | None = None, unsent: bool = False) -> bytes:
+def message_bytes(draft: DraftMessage, *, date: datetime | None = None, unsent: bool = False,
+                  readable: bool = False) -> bytes:
     """The checked bytes of a draft's message: what goes into a file or a Gmail ``raw``."""
-    return checked_message(draft, date=date, unsent=unsent)[1]
+    return checked_message(draft, date=date, unsent=unsent, readable=readable)[1]
+
+
+def body_encoding(*bodies: str | None, readable: bool) -> str:
+    """``8bit`` (plain UTF-8 that `cat` shows as written) when asked for and every line fits in
+    RFC 5322's 998 octets; quoted-printable otherwise."""
+    if readable and all(
+        len(line.encode("utf-8")) <= MAX_LINE for body in bodies if body is not None for line in body.splitlines()
+    ):
+        return "8bit"
+    return "quoted-printable"
 
 
 def checked_message(draft: DraftMessage, *, date: datetime | None = None,
-                    unsent: bool = False) -> tuple[EmailMessage, bytes]:
-    """The message and exactly the bytes that were checked (raises :class:`UnsafeDraft`)."""
+                    unsent: bool = False, readable: bool = False) -> tuple[EmailMessage, bytes]:
+    """The message and exactly the bytes that were checked (raises :class:`UnsafeDraft`).
+
+    ``readable`` writes the bodies as 8-bit UTF-8 where they fit (files a person may read in a terminal)."""
     sender = _checked(draft.sender, "sender")
     to = [_checked(a, "recipient") for a in draft.to]
     cc = [_checked(a, "cc") for a in draft.cc]
@@ -125,9 +138,10 @@ def checked_message(draft: DraftMessage, *, date: datetime | None = None,
     msg[KEY_HEADER] = key
     if unsent:
         msg["X-Unsent"] = "1"  # Outlook / Thunderbird open such a file as an editable draft
-    msg.set_content(draft.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    cte = body_encoding(draft.text, draft.html, readable=readable)
+    msg.set_content(draft.text, subtype="plain", charset="utf-8", cte=cte)
     if draft.html is not None:
-        msg.add_alternative(draft.html, subtype="html", charset="utf-8", cte="quoted-printable")
+        msg.add_alternative(draft.html, subtype="html", charset="utf-8", cte=cte)
     raw = msg.as_bytes()
     verify_message(raw, names=list(msg.keys()), sender=sender, to=to, cc=cc, subject=subject, key=key)
     return msg, raw

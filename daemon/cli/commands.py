@@ -7,7 +7,7 @@ import logging
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -35,10 +35,11 @@ from daemon.cli.output import (
     print_polls,
     risk_text,
 )
-from daemon.config import Config, json_schema, parse_config
+from daemon.config import AccountConfig, Config, json_schema, load_config
 from daemon.core.ids import short_id
 from daemon.core.model import ActionKind, Classification, Event
 from daemon.engine.pipeline import Engine, Evaluation, Outcome, PassReport, find_events
+from providers.base import DraftStore
 
 log = logging.getLogger(f"salvage.{__name__}")
 
@@ -50,14 +51,30 @@ _INTERVIEW = Classification(occurrence_key="", is_interview=True, score=0.0, rea
 
 
 @contextmanager
-def open_engine(config: Config) -> Iterator[Engine]:
-    """The engine over the config's state store; both are closed on the way out."""
+def open_engine(config: Config, *, clock: Callable[[], datetime] | None = None) -> Iterator[Engine]:
+    """The engine over the config's state store; both are closed on the way out.
+
+    ``clock`` dates the drafts written to a folder (the demo's ``--now``, so its files are reproducible)."""
     with open_state(config) as store:
-        engine = Engine(config, store)
+        if clock is None:
+            engine = Engine(config, store)
+        else:
+            engine = Engine(config, store, open_drafts=_clocked_drafts(clock))
         try:
             yield engine
         finally:
             engine.close()
+
+
+def _clocked_drafts(clock: Callable[[], datetime]) -> Callable[[AccountConfig, Config], DraftStore]:
+    from providers import registry
+    from providers.folder import FolderDrafts
+
+    def open_drafts(account: AccountConfig, config: Config) -> DraftStore:
+        store = registry.open_drafts(account, config)
+        return FolderDrafts(store.path, now=clock) if isinstance(store, FolderDrafts) else store
+
+    return open_drafts
 
 
 def cmd_check(args: argparse.Namespace, out: Console) -> int:
@@ -317,6 +334,12 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
     return status_command(args, out)
 
 
+def cmd_drafts(args: argparse.Namespace, out: Console) -> int:
+    from daemon.cli.drafts import drafts_command
+
+    return drafts_command(args, out)
+
+
 def cmd_report(args: argparse.Namespace, out: Console) -> int:
     from daemon.cli.report import report_command
 
@@ -411,21 +434,15 @@ def cmd_demo(args: argparse.Namespace, out: Console) -> int:
     now = parse_now(args.now or DEMO_NOW)
     output: Path = args.output.resolve()
     drafts_dir = output / "drafts"
-    state = output / "state.sqlite3"
     if drafts_dir.exists():
         shutil.rmtree(drafts_dir)
     for stale in output.glob("state.sqlite3*"):
         stale.unlink()
     output.mkdir(parents=True, exist_ok=True)
-    sample = resources.files("daemon.sample")
-    config_text = (sample / "demo.yaml").read_text(encoding="utf-8")
-    with resources.as_file(sample / "demo.ics") as ics_path:
-        config = parse_config(config_text, ics_path.parent / "demo.yaml")
-        account = config.accounts[0]
-        account = account.model_copy(update={"drafts": account.drafts.model_copy(update={"path": drafts_dir})})
-        config = config.model_copy(update={"accounts": [account], "state": config.state.model_copy(update={"path": state})})
-        with open_engine(config) as engine:
-            report = engine.run_once(now)
+    config_path = write_demo_config(output)
+    config = load_config(config_path)
+    with open_engine(config, clock=lambda: now) as engine:
+        report = engine.run_once(now)
     evaluation = report.evaluation
     assert evaluation is not None
     tz = config.user.zone
@@ -440,6 +457,34 @@ def cmd_demo(args: argparse.Namespace, out: Console) -> int:
     out.print("\n[bold]Drafts written[/] (review them in a mail client; Salvage never sends):")
     print_outcomes(report.outcomes, out, titles=evaluation)
     print_call_first(report.outcomes, evaluation, out)
-    out.print(f"\nDrafts: {drafts_dir}  (open the .eml files in Thunderbird, Apple Mail or Outlook)")
-    out.print(f"State:  {state}")
+    first = next((o for o in report.outcomes if o.result == "created"), None)
+    cfg = _shell_path(config_path)
+    out.print(f"\nDrafts: {drafts_dir}  (.eml files: open them in Thunderbird, Apple Mail or Outlook)")
+    out.print(f"State:  {output / 'state.sqlite3'}")
+    out.print("\n[bold]Next[/], on the demo's own config:")
+    out.print(f"  salvage drafts -c {cfg}                 the drafts, and where each is")
+    if first is not None:
+        out.print(f"  salvage drafts show {first.key[:8]} -c {cfg}   one, as its recipient will read it")
+    out.print(f"  salvage week -c {cfg} --now {now.isoformat()}   the week as a picture")
+    out.print("  salvage init                                 then make Salvage watch your own calendar")
     return 0
+
+
+def _shell_path(path: Path) -> str:
+    """A path as short as it can be written from here (relative when under the current folder)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def write_demo_config(output: Path) -> Path:
+    """The demo's calendar and a config using it, written under ``output`` (drafts and state beside them)."""
+    sample = resources.files("daemon.sample")
+    (output / "demo.ics").write_bytes((sample / "demo.ics").read_bytes())
+    text = (sample / "demo.yaml").read_text(encoding="utf-8")
+    text += "state:\n  path: state.sqlite3\n"
+    path = output / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+

@@ -136,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmds.add("done", "close an interview's case: no more drafts for it")
     _add_common(p, now=True)
     p.add_argument("event", metavar="EVENT", help="case id (from `salvage check`), key, or part of the interview's title")
+    p = cmds.add("drafts", "the live drafts: interview, kind, recipient, fate and where each is")
+    _add_config(p)
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table for people (default), json for scripts")
+    dsub = p.add_subparsers(dest="drafts_command", metavar="ACTION")
+    show = _add_sub(dsub, "show", "print one draft as its recipient will read it")
+    show.add_argument("id", metavar="ID", help="the draft's id, from `salvage drafts`")
+    show.add_argument("--config", "-c", type=Path, metavar="PATH", default=argparse.SUPPRESS,
+                      help="config file (default: the platform config dir, or $SALVAGE_CONFIG)")
 
     p = cmds.add("status", "accounts, upcoming interviews, live drafts")
     _add_common(p, now=True)
