@@ -599,7 +599,7 @@ def load_config(path: Path | None = None) -> Config:
         text = read_config_file(source)  # a regular file of bounded size only (daemon.configfile)
     except FileNotFoundError:
         raise ConfigError(
-            [f"{source}: no such file (copy config.example.yaml there, or pass --config PATH)"], source
+            [f"{source}: no such file (run `salvage init` to write one, or pass --config PATH)"], source
         ) from None
     except ConfigFileError as exc:
         raise ConfigError(exc.problems, source) from None

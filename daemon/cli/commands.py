@@ -18,6 +18,7 @@ from rich.console import Console
 
 from daemon.cli.common import (
     UserError,
+    account_problems,
     config_from,
     config_location,
     dump_json,
@@ -75,6 +76,12 @@ def _clocked_drafts(clock: Callable[[], datetime]) -> Callable[[AccountConfig, C
         return FolderDrafts(store.path, now=clock) if isinstance(store, FolderDrafts) else store
 
     return open_drafts
+
+
+def cmd_init(args: argparse.Namespace, out: Console) -> int:
+    from daemon.cli.init import init_command
+
+    return init_command(args, out)
 
 
 def cmd_check(args: argparse.Namespace, out: Console) -> int:
@@ -406,22 +413,6 @@ def cmd_completion(args: argparse.Namespace, out: Console) -> int:
 
     sys.stdout.write(argcomplete.shellcode(["salvage"], shell=args.shell))
     return 0
-
-
-def account_problems(args: argparse.Namespace, config: Config) -> list[str]:
-    """What would make an enabled account fail at its first poll, each with its key path, file and line."""
-    problems: list[str] = []
-    for i, account in enumerate(config.accounts):
-        if not account.enabled:
-            continue
-        path = getattr(account.calendar, "path", None)
-        if path is not None and not Path(path).exists():
-            where = config_location(args, "accounts", i, "calendar", "path")
-            problems.append(f"accounts[{i}].calendar.path ({where}): {path} does not exist; "
-                            f"point it at your .ics file, or set enabled: false for account {account.name!r}")
-        for keys, problem in placeholder_problems(account):
-            problems.append(f"accounts[{i}].{'.'.join(keys)} ({config_location(args, 'accounts', i, *keys)}): {problem}")
-    return problems
 
 
 def cmd_service(args: argparse.Namespace, out: Console) -> int:

@@ -104,3 +104,19 @@ def placeholder_problems(account: AccountConfig) -> list[tuple[tuple[str, ...], 
                           f"account {account.name!r}: {secrets} holds a placeholder client id "
                           f"{google_id!r}; download your own OAuth client JSON (docs/google.md)"))
     return found
+
+
+def account_problems(args: argparse.Namespace, config: Config) -> list[str]:
+    """What would make an enabled account fail at its first poll, each with its key path, file and line."""
+    problems: list[str] = []
+    for i, account in enumerate(config.accounts):
+        if not account.enabled:
+            continue
+        path = getattr(account.calendar, "path", None)
+        if path is not None and not Path(path).exists():
+            where = config_location(args, "accounts", i, "calendar", "path")
+            problems.append(f"accounts[{i}].calendar.path ({where}): {path} does not exist; "
+                            f"point it at your .ics file, or set enabled: false for account {account.name!r}")
+        for keys, problem in placeholder_problems(account):
+            problems.append(f"accounts[{i}].{'.'.join(keys)} ({config_location(args, 'accounts', i, *keys)}): {problem}")
+    return problems
