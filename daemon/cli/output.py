@@ -22,7 +22,9 @@ def consoles() -> tuple[Console, Console]:
     """stdout and stderr consoles. On a terminal, prose wraps at words to its width; into a pipe or
     file, lines are left whole for the reader's own tools. Colour only on a terminal and never with
     NO_COLOR (rich reads both, and COLUMNS, from the environment)."""
-    pair = (Console(highlight=False, emoji=False), Console(stderr=True, highlight=False, emoji=False))
+    from daemon.cli.terminal import SafeConsole
+
+    pair = (SafeConsole(highlight=False, emoji=False), SafeConsole(stderr=True, highlight=False, emoji=False))
     for console in pair:
         console.soft_wrap = not console.is_terminal
     return pair[0], pair[1]
@@ -173,9 +175,15 @@ def interviews_table(evaluation: Evaluation, config: Config, title: str) -> Inte
 
 
 def _escape(text: str) -> str:
+    """Event text ready for markup: terminal controls stripped (as the console would), markup escaped.
+
+    Stripping here too covers text that becomes a :class:`rich.text.Text` without passing through
+    the console's ``render_str`` (the laid-out lists, the week's picture)."""
     from rich.markup import escape
 
-    return escape(text)
+    from daemon.core.text import strip_invisible
+
+    return escape(strip_invisible(text, keep_newlines=True))
 
 
 def print_polls(report: PassReport, out: Console, *, where: Callable[[str], str] | None = None) -> None:
