@@ -40,7 +40,7 @@ from daemon.config import AccountConfig, Config, json_schema, load_config
 from daemon.core.ids import short_id
 from daemon.core.model import ActionKind, Classification, Event
 from daemon.engine.pipeline import Engine, Evaluation, Outcome, PassReport, find_events
-from providers.base import DraftStore
+from providers.base import DraftStore, ProviderContext
 
 log = logging.getLogger(f"salvage.{__name__}")
 
@@ -67,12 +67,12 @@ def open_engine(config: Config, *, clock: Callable[[], datetime] | None = None) 
             engine.close()
 
 
-def _clocked_drafts(clock: Callable[[], datetime]) -> Callable[[AccountConfig, Config], DraftStore]:
+def _clocked_drafts(clock: Callable[[], datetime]) -> Callable[[AccountConfig, ProviderContext], DraftStore]:
     from providers import registry
     from providers.folder import FolderDrafts
 
-    def open_drafts(account: AccountConfig, config: Config) -> DraftStore:
-        store = registry.open_drafts(account, config)
+    def open_drafts(account: AccountConfig, context: ProviderContext) -> DraftStore:
+        store = registry.open_drafts(account, context)
         return FolderDrafts(store.path, now=clock) if isinstance(store, FolderDrafts) else store
 
     return open_drafts

@@ -44,7 +44,7 @@ def where(record: DraftRecord, config: Config, *, folder: Path | None = None) ->
     if path is not None:
         return path.name if folder is not None and path.parent == folder else str(path)
     account = _account(config, record.account)
-    kind = account.drafts.type if account else "?"
+    kind = account.drafts.kind if account else "?"
     return f"{WHERE.get(kind, kind)} of account {record.account}"
 
 
