@@ -35,7 +35,9 @@ def check(config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
 def test_narrow_terminal_gets_a_list_that_fits_and_cuts_nothing(
     demo_config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    out = check(demo_config, capsys, monkeypatch, 80)
+    whole = check(demo_config, capsys, monkeypatch, 80)
+    assert max(len(line) for line in whole.splitlines()) <= 80 and "…" not in whole  # the cases table too
+    out = whole.split("Open cases")[0]
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 80
     assert "┃" not in out and "…" not in out

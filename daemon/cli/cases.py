@@ -74,8 +74,11 @@ def case_json(case: Case, tz: tzinfo) -> dict[str, Any]:
 def cases_table(cases: list[Case], config: Config, title: str = "Open cases") -> Table:
     tz = config.user.zone
     table = Table(title=title, title_justify="left")
-    for column in ("id", "interview", "when", "phase", "next"):
-        table.add_column(column)
+    table.add_column("id", no_wrap=True)
+    table.add_column("interview", ratio=2, overflow="fold")
+    table.add_column("when", ratio=1)
+    table.add_column("phase", no_wrap=True, min_width=max(len(p.value) for p in Phase))  # never cut
+    table.add_column("next", ratio=2, overflow="fold")
     for case in cases:
         phase = f"[bold red]{case.phase.value}[/]" if case.phase is Phase.MISSED else case.phase.value
         step = escape(next_step(case, tz))
@@ -103,8 +106,9 @@ def find_case(cases: Iterable[Case], query: str, *, what: str = "case") -> Case:
     if not matches:
         raise UserError(f"no {what} matches {query!r}; `salvage check` lists open cases with their ids")
     if len(matches) > 1:
-        listing = "; ".join(f"{short_id(c.key)} {c.event.title!r}" for c in matches[:6])
-        raise UserError(f"{query!r} matches {len(matches)} {what}s ({listing}); use the id")
+        listing = "; ".join(f"{short_id(c.key)} {c.event.title!r}" for c in matches[:10])
+        more = f"; and {len(matches) - 10} more" if len(matches) > 10 else ""
+        raise UserError(f"{query!r} matches {len(matches)} {what}s ({listing}{more}); use the id")
     return matches[0]
 
 

@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmds.add("done", "close an interview's case: no more drafts for it")
     _add_common(p, now=True)
     p.add_argument("event", metavar="EVENT", help="case id (from `salvage check`), key, or part of the interview's title")
+
     p = cmds.add("drafts", "the live drafts: interview, kind, recipient, fate and where each is")
     _add_config(p)
     p.add_argument("--format", choices=("table", "json"), default="table",
