@@ -306,6 +306,26 @@ def test_follow_up_job_is_planned_from_the_missed_draft(world: World) -> None:
     assert svc.scheduler.get_job("followup:work:iv1") is None  # done: no job for the past
 
 
+
+def test_a_laptop_that_slept_through_the_miss_handles_it_as_a_miss_when_it_wakes(world: World) -> None:
+    start = NOW + timedelta(hours=2)
+    world.calendars["work"].events = clash(start, phone=True)
+    svc = world.service()
+    svc._poll_job("work")  # a reschedule request, two hours ahead
+    check = svc.scheduler.get_job("check:work:iv1").trigger.run_date
+    assert check == start + timedelta(minutes=10) + CHECK_SLACK
+    # the lid closes before the check; it opens nine hours after the start: the check misfired
+    # (APScheduler skips it), the catch-up poll notices the miss now
+    world.clock.now = start + timedelta(hours=9)
+    world.service()._poll_job("work")
+    kinds = sorted(r.kind.value for r in world.store.drafts(states=[DraftState.UNTOUCHED]))
+    assert kinds == [ActionKind.MISSED.value]  # the apology first, never a follow-up
+    case = world.store.case("iv1")
+    assert case is not None and case.phase.value == "missed" and case.missed_at == world.clock.now
+    # the follow-up falls due by wall time from when the miss was noticed; the service only schedules it
+    job = world.service().scheduler.get_job("followup:work:iv1")
+    assert job.trigger.run_date == world.clock.now + timedelta(hours=20) + CHECK_SLACK
+
 # ---- faults ---------------------------------------------------------------------------------------
 
 
