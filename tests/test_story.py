@@ -267,6 +267,9 @@ def test_an_old_miss_is_found_in_the_case_store_and_gets_the_apology_first(tmp_p
         (case,) = json.loads(printed)["cases"]  # listed although it is out of the calendar's window
         assert case["phase"] == "missed" and case["title"] == "Technical interview - Acme Robotics"
         assert case["call_first"] == f"call first: {PHONE}" and code == 1
+        code, printed = s.cli("status", "--format", "json", now=friday + timedelta(hours=1))
+        (case,) = json.loads(printed)["cases"]
+        assert [h["phase"] for h in case["history"]] == ["scheduled", "missed"] and case["call_first"]
         code, printed = s.cli("report", "--format", "json", now=friday + timedelta(hours=1))
         assert [c["call_first"] for c in json.loads(printed)["call_first"]] == [f"call first: {PHONE}"]
         assert s.run(friday + timedelta(hours=20, minutes=1)) == ["created:follow_up_apology", "withdrawn:missed_interview"]

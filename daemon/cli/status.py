@@ -56,6 +56,7 @@ def status_command(args: argparse.Namespace, out: Console) -> int:
     service = service_state(read_health(health_path(config)), utc_now())
     accounts: list[dict[str, Any]]
     drafts: list[DraftRecord] = []
+    histories: dict[str, list[dict[str, str]]] = {}
     evaluation = None
     evaluation_error = None
     if config.state_path.exists():
@@ -64,6 +65,10 @@ def status_command(args: argparse.Namespace, out: Console) -> int:
             drafts = sorted(store.drafts(states=LIVE_STATES),
                             key=lambda d: (d.event_start or d.created, d.account, d.kind.value))
             evaluation, evaluation_error = _evaluate(config, store, now)
+            if evaluation is not None:
+                histories = {c.key: [{"at": e.at.isoformat(), "phase": e.phase.value, "note": e.note}
+                                     for e in store.case_history(c.key)]
+                             for c in open_cases(evaluation.cases.values())}
     else:
         accounts = [account_json(a, None) for a in config.accounts]
     failing = [a for a in accounts if a["enabled"] and (not a["ok"] or a["needs_auth"])]
@@ -87,7 +92,8 @@ def status_command(args: argparse.Namespace, out: Console) -> int:
             "interviews": [interview_json(e, evaluation) for e in upcoming] if evaluation else [],
             "evaluation_error": evaluation_error,
             "drafts": [draft_json(d) for d in drafts],
-            "cases": [case_json(c, tz) for c in open_cases(evaluation.cases.values())] if evaluation else [],
+            "cases": [{**case_json(c, tz), "history": histories.get(c.key, [])}
+                      for c in open_cases(evaluation.cases.values())] if evaluation else [],
         })
     else:
         style = "red" if service.problem else ("green" if service.state == "running" else "yellow")
