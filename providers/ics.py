@@ -4,7 +4,8 @@ Not incremental: every changed poll returns the whole window. A poll reports ``u
 file (size, mtime, SHA-256) or the URL (ETag / Last-Modified → 304, or the same body) has not changed
 since the cursor *and* the window has not slid past what the last full result covered by more than
 :data:`REFRESH_SLACK` (otherwise occurrences of long recurring series entering the window would be
-missed). Parsing expands recurrences with ``recurring_ical_events``; Windows zone names (Outlook)
+missed). Parsing expands recurrences with ``recurring_ical_events`` within the bounds of
+:mod:`providers.recurrence` (a runaway series is skipped with a note, the rest is read); Windows zone names (Outlook)
 become IANA zones.
 
 ``X-WR-TIMEZONE`` (Google, Apple) is applied here, once, before expansion, and only to floating
@@ -31,12 +32,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import icalendar
-import recurring_ical_events
 from pydantic import Field, model_validator
 
 from daemon.config import ProviderSection
 from daemon.core.model import Event, EventType, Person, Response, ShowAs, person
 from daemon.core.normalize import find_join_urls, find_phones, html_to_text, zone, zone_name
+from providers import recurrence
 from providers.base import (
     Capabilities,
     FetchResult,
@@ -563,24 +564,8 @@ def _placed(moment: Any, tzid: str, own: tzinfo | None, x_wr_zone: tzinfo | None
 def _occurrences(
     calendar: Component, q_start: date, q_end: date, problems: list[str]
 ) -> Iterable[Component]:
-    """Expanded occurrences; if the whole calendar fails, one series at a time to isolate the bad one."""
-    try:
-        return list(recurring_ical_events.of(calendar).between(q_start, q_end))
-    except Exception:  # noqa: BLE001 - find the culprit below
-        log.debug("expanding the whole calendar failed; expanding series one by one", exc_info=True)
-    groups: dict[str, list[Component]] = {}
-    for component in calendar.walk("VEVENT"):
-        groups.setdefault(_text(component.get("UID")), []).append(component)
-    out: list[Component] = []
-    for components in groups.values():
-        mini = icalendar.Calendar()
-        for component in components:
-            mini.add_component(component)
-        try:
-            out.extend(recurring_ical_events.of(mini).between(q_start, q_end))
-        except Exception as exc:  # noqa: BLE001 - skip this series, keep the rest
-            problems.append(f"skipped {_describe(components[0])}: cannot expand its recurrence: {exc}")
-    return out
+    """Expanded occurrences, bounded (see :mod:`providers.recurrence`); a bad series affects only itself."""
+    return recurrence.expand(calendar, q_start, q_end, problems, describe=_describe)
 
 
 def _overlaps(event: Event, window: Window, user_zone: tzinfo) -> bool:
