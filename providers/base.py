@@ -187,7 +187,17 @@ class InvitationEmail:
 
 @runtime_checkable
 class DraftStore(Protocol):
-    """Creates and tracks drafts in the user's own mailbox. Never sends."""
+    """Creates and tracks drafts in the user's own mailbox. Never sends.
+
+    A fate is read only from positive evidence. :meth:`fate` answers ``DELETED`` only when the store
+    itself positively said "no such draft" (Gmail's JSON 404 ``notFound``, Graph's 404
+    ``ErrorItemNotFound``, a file absent from a drafts folder that could be read in full, an IMAP
+    SEARCH that ran and found nothing). Anything that keeps it from knowing — an I/O or permission
+    error, a missing or unmounted folder, a 5xx, a timeout, a 404 page from a proxy — raises
+    :class:`ProviderError` (or :class:`TransientError`): the draft keeps its state, the pass reports
+    the error, and the next pass asks again. The same holds for :meth:`find_by_key`: ``None`` means
+    the mailbox was searched and holds no such draft. ``tests/contract`` checks this for every store.
+    """
 
     capabilities: Capabilities  # threads_replies, detects_edits, detects_sent
 

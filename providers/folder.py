@@ -8,7 +8,12 @@ A folder cannot see a mail client, so fates are read from the files:
 - the file is still there with our body → untouched; with another body (or unreadable) → edited;
 - the file was moved into the ``sent/`` subfolder of the drafts folder → sent (do that by hand, or
   with a mail-client rule, to tell Salvage a draft went out);
-- the file is gone → deleted ("no": the draft is never re-created).
+- the file is gone from a folder that could be read in full → deleted ("no": the draft is never
+  re-created).
+
+A fate is only ever read from positive evidence: a drafts folder that is missing, not a folder or
+not readable, a draft file that cannot be read (permission, I/O error) or is not a regular file, is
+a :class:`~providers.base.ProviderError` for that pass, never "deleted".
 
 Drafts are personal mail: files are written atomically (temporary file + rename) with mode 0600, and
 a folder Salvage creates is 0700, whatever the umask. A temporary file a crash left behind is removed
@@ -18,12 +23,13 @@ Salvage read or write elsewhere.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
 import stat
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from email import policy
 from email.parser import BytesHeaderParser
@@ -105,8 +111,13 @@ class FolderDrafts:
         return DraftRef(id=name, fingerprint=fingerprint(draft.text), created=created, extra={"key": draft.key})
 
     def fate(self, ref: DraftRef) -> DraftFate:
-        """Untouched, edited (other body, or unreadable), sent (moved to ``sent/``) or deleted."""
+        """Untouched, edited (other body, or unparsable), sent (moved to ``sent/``) or deleted.
+
+        Deleted only when the folder was read in full and neither it nor ``sent/`` holds the draft;
+        anything that keeps us from knowing raises :class:`ProviderError`.
+        """
         name = _check_name(ref.id)
+        self._check_folder()
         raw = self._read(self.path / name)
         if raw is not None:
             try:
@@ -144,6 +155,9 @@ class FolderDrafts:
 
     def find_by_key(self, key: str) -> DraftRef | None:
         """The live draft (not in ``sent/``) carrying ``X-Salvage-Key: key``, if any."""
+        if not os.path.lexists(self.path):
+            return None  # no folder yet: nothing was ever written here
+        self._check_folder()
         found = self._scan(self.path, key)
         if found is None:
             return None
@@ -198,21 +212,41 @@ class FolderDrafts:
         except OSError as exc:
             raise ProviderError(f"cannot write draft {self.path / name}: {exc.strerror or exc}") from None
 
-    def _read(self, path: Path) -> bytes | None:
-        """The bytes of a regular file (never through a symlink); None when it is not there."""
+    def _check_folder(self) -> None:
+        """The drafts folder must be there and readable before its content can prove anything."""
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except (FileNotFoundError, NotADirectoryError):
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            raise ProviderError(f"drafts folder {self.path} is missing; no draft's fate is judged until "
+                                "it is back") from None
+        except OSError as exc:
+            raise ProviderError(f"drafts folder {self.path} cannot be read: {exc.strerror or exc}") from None
+        if not stat.S_ISDIR(info.st_mode):
+            raise ProviderError(f"drafts folder {self.path} is not a directory")
+
+    def _read(self, path: Path) -> bytes | None:
+        """The bytes of a regular file (never through a symlink); None only when nothing is there.
+
+        A symlink in its place is returned as ``b""`` (there, but not our draft: the user's now); a
+        file that cannot be read, or a folder or device in its place, raises :class:`ProviderError`.
+        """
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
             return None
-        except OSError:
-            return None  # a symlink (ELOOP) or unreadable: not a draft we can vouch for
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return b""  # a symlink planted in the folder: not read, not ours
+            raise ProviderError(f"cannot read draft {path}: {exc.strerror or exc}") from None
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                return None
+                raise ProviderError(f"draft {path} is not a regular file; leaving it alone")
             with os.fdopen(fd, "rb") as handle:
                 fd = -1
                 return handle.read(MAX_BYTES + 1)[:MAX_BYTES]
+        except OSError as exc:
+            raise ProviderError(f"cannot read draft {path}: {exc.strerror or exc}") from None
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -221,15 +255,21 @@ class FolderDrafts:
         sent = self.path / SENT_DIR
         try:
             info = os.lstat(sent)
-        except OSError:
+        except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise ProviderError(f"cannot look into {sent}: {exc.strerror or exc}") from None
         return sent if stat.S_ISDIR(info.st_mode) else None
 
     def _scan(self, folder: Path, key: str) -> tuple[str, bytes] | None:
-        """The first ``.eml`` file in ``folder`` whose X-Salvage-Key is ``key`` (name, bytes)."""
+        """The first ``.eml`` file in ``folder`` whose X-Salvage-Key is ``key`` (name, bytes).
+
+        A folder or a file that cannot be read raises :class:`ProviderError`: "not found" must mean
+        that every file was looked at.
+        """
         for name in _eml_names(folder):
             raw = self._read(folder / name)
-            if raw is None:
+            if not raw:
                 continue
             try:
                 headers = BytesHeaderParser(policy=policy.default).parsebytes(raw)
@@ -243,14 +283,13 @@ class FolderDrafts:
 
 
 
-def _eml_names(folder: Path) -> Iterator[str]:
+def _eml_names(folder: Path) -> list[str]:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
-        return
-    for entry in entries:
-        if entry.name.endswith(".eml") and not entry.name.startswith(".") and entry.is_file(follow_symlinks=False):
-            yield entry.name
+    except OSError as exc:
+        raise ProviderError(f"cannot list {folder}: {exc.strerror or exc}") from None
+    return [entry.name for entry in entries
+            if entry.name.endswith(".eml") and not entry.name.startswith(".") and entry.is_file(follow_symlinks=False)]
 
 
 def _is_regular(path: Path) -> bool:

@@ -59,8 +59,10 @@ class MemoryMailbox:
         self.thread: ThreadInfo | None = None
         self.invitation: InvitationEmail | None = None  # what read_invitation finds
         self.invitation_reads = 0
+        self.error: Exception | None = None  # raised by every call while set (an unreachable mailbox)
 
     def create(self, draft: DraftMessage) -> DraftRef:
+        self._fail()
         draft_id = f"d{next(self.ids)}"
         build_message(draft)  # must be a valid message
         self.drafts[draft_id] = draft
@@ -71,6 +73,7 @@ class MemoryMailbox:
         return DraftRef(id=draft_id, fingerprint=fingerprint(draft.text), thread_id=draft.thread_id)
 
     def fate(self, ref: DraftRef) -> DraftFate:
+        self._fail()
         if ref.id in self.sent:
             return DraftFate.SENT
         if ref.id not in self.drafts:
@@ -78,6 +81,7 @@ class MemoryMailbox:
         return DraftFate.UNTOUCHED if fingerprint(self.bodies[ref.id]) == ref.fingerprint else DraftFate.EDITED
 
     def update(self, ref: DraftRef, draft: DraftMessage) -> DraftRef:
+        self._fail()
         if ref.id not in self.drafts:
             raise ProviderError(f"draft {ref.id} no longer exists")
         self.drafts[ref.id] = draft
@@ -85,9 +89,11 @@ class MemoryMailbox:
         return replace(ref, fingerprint=fingerprint(draft.text))
 
     def delete(self, ref: DraftRef) -> None:
+        self._fail()
         self.drafts.pop(ref.id, None)
 
     def find_by_key(self, key: str) -> DraftRef | None:
+        self._fail()
         for draft_id, draft in self.drafts.items():
             if draft.key == key:
                 return DraftRef(id=draft_id, fingerprint=fingerprint(self.bodies[draft_id]))
@@ -99,6 +105,10 @@ class MemoryMailbox:
     def read_invitation(self, event: Event) -> InvitationEmail | None:
         self.invitation_reads += 1
         return self.invitation
+
+    def _fail(self) -> None:
+        if self.error is not None:
+            raise self.error
 
     def kinds(self) -> list[str]:
         """The keys of the drafts there now, sorted."""

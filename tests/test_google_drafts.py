@@ -282,11 +282,15 @@ def test_fate_asks_again_when_the_answer_carries_no_message(fake: GoogleFake, tm
     assert [r.query["format"] for r in fake.requests] == [["raw"], ["full"]]
 
 
-def test_an_html_404_for_a_draft_means_gone(fake: GoogleFake, tmp_path: Path) -> None:
+def test_an_html_404_for_a_draft_is_an_error_not_a_fate(fake: GoogleFake, tmp_path: Path) -> None:
     box = mailbox(fake, tmp_path)
     ref = box.create(message())
-    fake.fail("drafts.get", 404, body=b"<html>Not Found</html>")
-    assert box.fate(ref) is DraftFate.DELETED  # its thread holds no SENT message
+    fake.fail("drafts.get", 404, body=b"<html>Not Found</html>")  # a proxy's page, not Gmail's "no such draft"
+    with pytest.raises(ProviderError, match="not an answer from Google's API"):
+        box.fate(ref)
+    assert box.fate(ref) is DraftFate.UNTOUCHED
+    fake.user_discard(ref.id)
+    assert box.fate(ref) is DraftFate.DELETED  # Gmail's own JSON 404: positive evidence
 
 
 def test_invitation_without_an_ics_attachment_or_older_than_the_event(fake: GoogleFake, tmp_path: Path) -> None:

@@ -167,6 +167,7 @@ class Engine:
         self._warned: set[tuple[str, str]] = set()  # (account, problem) already logged as a warning
         # (account, source id) -> when to try an invitation email again after a mailbox error.
         self._invitation_errors: dict[tuple[str, str], datetime] = {}
+        self._mailbox_errors: dict[str, str] = {}  # account -> the first mailbox error of this pass
 
     # ---- sources --------------------------------------------------------------------------------
 
@@ -360,6 +361,7 @@ class Engine:
     ) -> list[Outcome]:
         """Make the mailboxes match the plan: create, update, withdraw; record every fate."""
         selected = {a.name for a in self.accounts(accounts)}
+        self._mailbox_errors = {}
         outcomes: list[Outcome] = []
         planned = [a for a in evaluation.actions if a.account in selected]
         planned_keys = {a.key for a in planned}
@@ -374,6 +376,9 @@ class Engine:
             if record.account in selected and record.key not in planned_keys:
                 outcomes.append(self._guard(now, record.key, record.account, record.occurrence_key, record.kind.value,
                                             partial(self._retire, record, now, dry_run)))
+        for account, message in self._mailbox_errors.items():
+            # Once per pass and account, so `salvage status` shows it; logged once, not at every pass.
+            self._failed(account, now, f"mailbox: {message}", from_poll=False)
         return outcomes
 
     def _guard(self, now: datetime, key: str, account: str, occurrence: str, kind: str,
@@ -384,7 +389,9 @@ class Engine:
             self._failed(account, now, str(exc), needs_auth=True, from_poll=False)
             return Outcome(key, account, occurrence, kind, "failed", f"needs `salvage auth {account}`: {exc}")
         except ProviderError as exc:
-            self._warn_once(account, f"draft {key[:8]}: {exc}")
+            # Never a fate: the draft keeps its state and is looked at again at the next pass.
+            log.debug("%s: draft %s: %s", account, key[:8], exc)
+            self._mailbox_errors.setdefault(account, str(exc))
             return Outcome(key, account, occurrence, kind, "failed", str(exc))
         except Exception as exc:  # noqa: BLE001 - one draft's failure must not stop the others
             log.warning("%s: draft %s failed: %s: %s", account, key[:8], type(exc).__name__, exc)

@@ -206,7 +206,11 @@ class GoogleSession:
             self.close()
             return self.keeper.auth_error("the saved authorisation lacks a permission this account needs")
         if status == 404:
-            return NotFound(text)
+            # Only Google's own "no such entity" is evidence that something is gone (a draft's fate is
+            # read from it); a 404 page from a proxy or a wrong api_endpoint is just a failure.
+            if "notFound" in reasons or _error_status(exc.content) == "NOT_FOUND":
+                return NotFound(text)
+            return ProviderError(f"{text}: not an answer from Google's API (check google.api_endpoint)")
         if status == 410:
             return Gone(text)
         if status == 408 or status >= 500:
@@ -216,6 +220,16 @@ class GoogleSession:
 
 def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _error_status(content: Any) -> str:
+    """The ``error.status`` of a Google error body (e.g. ``NOT_FOUND``), or '' when there is none."""
+    try:
+        data = json.loads(content.decode("utf-8") if isinstance(content, bytes) else content)
+    except (ValueError, TypeError, AttributeError):
+        return ""
+    error = data.get("error") if isinstance(data, dict) else None
+    return str(error.get("status") or "") if isinstance(error, dict) else ""
 
 
 def _error_body(content: Any) -> tuple[str, set[str]]:

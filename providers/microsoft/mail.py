@@ -192,8 +192,11 @@ class GraphDrafts:
             message = self.client.get(self._message_url(ref.id), {"$select": "id,isDraft,parentFolderId,body"},
                                       prefer=(TEXT_BODY,))
         except GraphError as exc:
+            if exc.status == 404 and exc.code == "ErrorItemNotFound":
+                return DraftFate.DELETED  # the mailbox itself said so: positive evidence
             if exc.status == 404:
-                return DraftFate.DELETED
+                raise ProviderError(f"draft {ref.id[:16]}…: HTTP 404 {exc.code or ''} is not Outlook saying the "
+                                    "draft is gone (check microsoft.api_endpoint)") from None
             raise
         if message.get("isDraft") is False:
             return DraftFate.SENT

@@ -24,7 +24,7 @@ from memory_providers import MemoryCalendar, MemoryMailbox
 from daemon.config import Config, parse_config
 from daemon.core.model import Event, person
 from providers import registry
-from providers.base import CalendarSource, DraftRef, DraftStore
+from providers.base import CalendarSource, DraftRef, DraftStore, TransientError
 
 UTC = timezone.utc
 ME = "me@example.com"
@@ -68,6 +68,10 @@ class MailboxHarness(Protocol):
 
     def sent_by_us(self) -> int:
         """How many messages the provider itself sent (must stay 0: Salvage never sends)."""
+        ...
+
+    def outages(self, ref: DraftRef) -> dict[str, Callable[[], AbstractContextManager[None]]]:
+        """Ways the store can fail to see ``ref`` without it being gone (unreachable, unreadable, a proxy)."""
         ...
 
 
@@ -126,6 +130,17 @@ class MemoryMailboxHarness:
 
     def live_keys(self) -> list[str]:
         return self.mailbox.kinds()
+
+    def outages(self, ref: DraftRef) -> dict[str, Callable[[], AbstractContextManager[None]]]:
+        @contextmanager
+        def unreachable() -> Iterator[None]:
+            self.mailbox.error = TransientError("mailbox unreachable")
+            try:
+                yield
+            finally:
+                self.mailbox.error = None
+
+        return {"unreachable": unreachable}
 
     def sent_by_us(self) -> int:
         return 0
@@ -209,6 +224,41 @@ class FolderHarness:
 
         return sorted(str(parse_message(p.read_bytes())[KEY_HEADER]) for p in self.path.glob("*.eml"))
 
+    def outages(self, ref: DraftRef) -> dict[str, Callable[[], AbstractContextManager[None]]]:
+        aside = self.path.with_name("drafts-aside")
+
+        @contextmanager
+        def folder_missing() -> Iterator[None]:  # an unmounted disk, a sync client mid-move
+            os.replace(self.path, aside)
+            try:
+                yield
+            finally:
+                os.replace(aside, self.path)
+
+        @contextmanager
+        def folder_is_a_file() -> Iterator[None]:
+            os.replace(self.path, aside)
+            self.path.write_text("not a folder")
+            try:
+                yield
+            finally:
+                self.path.unlink()
+                os.replace(aside, self.path)
+
+        @contextmanager
+        def draft_is_not_a_file() -> Iterator[None]:
+            file = self.path / ref.id
+            os.replace(file, aside)
+            file.mkdir()
+            try:
+                yield
+            finally:
+                file.rmdir()
+                os.replace(aside, file)
+
+        return {"folder missing": folder_missing, "folder is a file": folder_is_a_file,
+                "draft is not a file": draft_is_not_a_file}
+
     def sent_by_us(self) -> int:
         return 0
 
@@ -259,6 +309,18 @@ class GoogleHarness:
     def user_deletes(self, ref: DraftRef) -> None:
         self.fake.user_discard(ref.id)
 
+    def outages(self, ref: DraftRef) -> dict[str, Callable[[], AbstractContextManager[None]]]:
+        @contextmanager
+        def fault(status: int, body: bytes | None = None, reason: str = "") -> Iterator[None]:
+            self.fake.fail("drafts.get", status, body=body, reason=reason, times=50)
+            try:
+                yield
+            finally:
+                self.fake.faults.clear()
+
+        return {"a proxy's 404 page": lambda: fault(404, b"<html><body>404 Not Found</body></html>"),
+                "permission denied": lambda: fault(403, reason="forbidden")}
+
     def live_keys(self) -> list[str]:
         from providers.mime import KEY_HEADER
 
@@ -300,6 +362,19 @@ class GraphHarness:
 
     def user_deletes(self, ref: DraftRef) -> None:
         self.fake.user_deletes(ref.id)
+
+    def outages(self, ref: DraftRef) -> dict[str, Callable[[], AbstractContextManager[None]]]:
+        @contextmanager
+        def fault(status: int, code: str) -> Iterator[None]:
+            found = self.fake.add_fault("/messages/", status, method="GET", times=50,
+                                        body={"error": {"code": code, "message": "injected"}})
+            try:
+                yield
+            finally:
+                found.times = 0
+
+        return {"a 404 that is not ErrorItemNotFound": lambda: fault(404, "NotFound"),
+                "access denied": lambda: fault(403, "ErrorAccessDenied")}
 
     def live_keys(self) -> list[str]:
         return sorted(str(self.fake.draft_key(m)) for m in self.fake.drafts())

@@ -6,6 +6,7 @@ import contextlib
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from harnesses import ME, ORGANIZER, soon
 
 from daemon.core.model import Event, person
@@ -107,3 +108,15 @@ def test_no_invitation_means_no_thread(mailbox: Any) -> None:
                   end=soon(2) + timedelta(hours=1), organizer=person(ORGANIZER))
     store = mailbox.store()
     assert store.find_thread(event) is None
+
+
+def test_a_fate_comes_only_from_positive_evidence(mailbox: Any) -> None:
+    """Deleted means the store answered "no such draft"; failing to look is an error, never a fate."""
+    store = mailbox.store()
+    ref = store.create(draft())
+    for name, outage in mailbox.outages(ref).items():
+        with outage(), pytest.raises(ProviderError):
+            fate = store.fate(ref)
+            raise AssertionError(f"{name}: fate() answered {fate.value} without evidence")
+        assert store.fate(ref) is DraftFate.UNTOUCHED, name  # and once the store answers again, all is as it was
+    assert mailbox.live_keys() == ["a" * 32]
