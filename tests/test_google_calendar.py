@@ -543,8 +543,8 @@ def test_any_410_on_a_sync_token_means_full_sync(fake: GoogleFake, tmp_path: Pat
 
 def test_an_html_404_for_a_calendar_is_a_plain_error(fake: GoogleFake, tmp_path: Path) -> None:
     token(fake, tmp_path, valid_access=True)
-    fake.fail("events.list", 404, body=b"<html>Not Found</html>")
-    with pytest.raises(ProviderError, match="was not found") as info:
+    fake.fail("events.list", 404, body=b"<html>Not Found</html>")  # a proxy's page: not Google saying "no such calendar"
+    with pytest.raises(ProviderError, match="not an answer from Google's API") as info:
         source(fake, tmp_path).fetch(WINDOW, None)
     assert not isinstance(info.value, TransientError)
 
