@@ -448,6 +448,13 @@ class Config(Strict):
             seen.add(account.name)
         return self
 
+    def mailbox(self, account_name: str) -> str:
+        """The address of an account's mailbox: its ``email``, else the user's (lower case)."""
+        for account in self.accounts:
+            if account.name == account_name and account.email:
+                return account.email.lower()
+        return self.user.email.lower()
+
     def account(self, name: str) -> AccountConfig:
         for account in self.accounts:
             if account.name == name:

@@ -341,16 +341,23 @@ class Action:
     # bad hours in the user's waking day, and the draft says so.
     hours_overlap: bool = True
     case: CaseFacts = field(default_factory=CaseFacts)
+    # The address of the mailbox the draft goes to (the account's email, else the user's): the key is
+    # built from it, so renaming an account in the config does not re-key its drafts.
+    mailbox: str = ""
 
     @property
     def key(self) -> str:
-        """The idempotency key: (account, event occurrence, action kind)."""
-        return draft_key(self.account, self.occurrence_key, self.kind)
+        """The idempotency key: (mailbox address, event occurrence, action kind)."""
+        return draft_key(self.mailbox or self.account, self.occurrence_key, self.kind)
 
 
-def draft_key(account: str, occurrence_key: str, kind: ActionKind) -> str:
-    """A short stable key carried in the ``X-Salvage-Key`` header of every draft."""
-    raw = f"{account}\x1f{occurrence_key}\x1f{kind.value}".encode()
+def draft_key(mailbox: str, occurrence_key: str, kind: ActionKind) -> str:
+    """A short stable key carried in the ``X-Salvage-Key`` header of every draft.
+
+    Built from the mailbox's address and the event's identity, never from a name the user may change.
+    (State before schema 3 built it from the account's name; the state store re-keys those drafts.)
+    """
+    raw = f"{mailbox}\x1f{occurrence_key}\x1f{kind.value}".encode()
     return hashlib.sha256(raw).hexdigest()[:32]
 
 

@@ -649,6 +649,7 @@ class _Planner:
                 probable=probable if reason == TIME_ZONE_REASON else None,
                 hours_overlap=self._hours_overlap(event),
                 case=self._case_facts(key, case),
+                mailbox=self.config.mailbox(event.account),
             )
         )
 

@@ -8,6 +8,7 @@ recording the intent (PENDING) before creating the draft and reconciling PENDING
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
@@ -168,6 +169,7 @@ class Engine:
         # (account, source id) -> when to try an invitation email again after a mailbox error.
         self._invitation_errors: dict[tuple[str, str], datetime] = {}
         self._mailbox_errors: dict[str, str] = {}  # account -> the first mailbox error of this pass
+        self._adopted = False
 
     # ---- sources --------------------------------------------------------------------------------
 
@@ -361,6 +363,7 @@ class Engine:
     ) -> list[Outcome]:
         """Make the mailboxes match the plan: create, update, withdraw; record every fate."""
         selected = {a.name for a in self.accounts(accounts)}
+        self._adopt_mailboxes()
         self._mailbox_errors = {}
         outcomes: list[Outcome] = []
         planned = [a for a in evaluation.actions if a.account in selected]
@@ -377,8 +380,8 @@ class Engine:
                 outcomes.append(self._guard(now, record.key, record.account, record.occurrence_key, record.kind.value,
                                             partial(self._retire, record, now, dry_run)))
         for account, message in self._mailbox_errors.items():
-            # Once per pass and account, so `salvage status` shows it; logged once, not at every pass.
-            self._failed(account, now, f"mailbox: {message}", from_poll=False)
+            # Once per pass and account, so `salvage status` shows it (the draft's own warning was logged).
+            self.store.record_failure(account, now, f"mailbox: {message}")
         return outcomes
 
     def _guard(self, now: datetime, key: str, account: str, occurrence: str, kind: str,
@@ -390,7 +393,7 @@ class Engine:
             return Outcome(key, account, occurrence, kind, "failed", f"needs `salvage auth {account}`: {exc}")
         except ProviderError as exc:
             # Never a fate: the draft keeps its state and is looked at again at the next pass.
-            log.debug("%s: draft %s: %s", account, key[:8], exc)
+            self._warn_once(account, f"draft {key[:8]}: {exc}")
             self._mailbox_errors.setdefault(account, str(exc))
             return Outcome(key, account, occurrence, kind, "failed", str(exc))
         except Exception as exc:  # noqa: BLE001 - one draft's failure must not stop the others
@@ -424,7 +427,11 @@ class Engine:
                 record = None
         if record is None or record.state is DraftState.WITHDRAWN or record.ref is None:
             return self._create(action, event, mailbox, now)
-        fate = mailbox.fate(record.ref)
+        fate = self._fate(mailbox, record, now)
+        if fate is None:  # we had withdrawn it when a crash came; the reason is back: make it anew
+            return self._create(action, event, mailbox, now)
+        record = self.store.draft(action.key) or record
+        assert record.ref is not None
         if fate is DraftFate.UNTOUCHED:
             draft = self.render(action, event, now, self._thread_for(record))
             same = fingerprint(draft.text) == record.ref.fingerprint
@@ -433,6 +440,9 @@ class Engine:
                     self.store.update_draft(action.key, DraftState.UNTOUCHED, now)
                 return outcome("kept", "" if same else "this mailbox cannot tell your edits; left as it is",
                                draft=draft)
+            # Say what is about to change first: a crash after the rewrite and before the commit must
+            # not make our own new text look like the user's edit.
+            self.store.begin_change(action.key, json.dumps({"op": "update", "fingerprint": fingerprint(draft.text)}))
             ref = mailbox.update(record.ref, draft)
             self.store.update_draft(action.key, DraftState.UNTOUCHED, now, ref=ref,
                                     event_start=_start(event), subject=draft.subject, slots=action.slots)
@@ -469,6 +479,9 @@ class Engine:
             log.info("%s: could not look up the invitation thread: %s", action.account, exc)
         draft = self.render(action, event, now, thread)
         organizer = event.organizer.email if event.organizer else None
+        # The mailbox, not the state file, is the truth about what exists: with the state lost,
+        # replaced or pointing elsewhere, a draft made earlier is found by its key, never made twice.
+        found = mailbox.find_by_key(action.key)
         self.store.record_intent(
             DraftRecord(
                 key=action.key,
@@ -486,8 +499,22 @@ class Engine:
                 recipients=", ".join(a.email for a in draft.to),
                 note="; ".join(action.notes),
                 slots=action.slots,
+                mailbox=action.mailbox,
             )
         )
+        if found is not None:
+            if found.fingerprint == fingerprint(draft.text):
+                self.store.update_draft(action.key, DraftState.UNTOUCHED, now, ref=found)
+                log.info("%s: found the %s draft for %r already in the mailbox", action.account,
+                         action.kind.value, event.title)
+                return _for_action(action, "kept", "already in your Drafts", draft)
+            # Other words than ours now: your edit, or our older text. We cannot tell, so it is yours.
+            # The ref carries the fingerprint of our text, so the draft keeps reading as edited.
+            self.store.update_draft(action.key, DraftState.EDITED, now,
+                                    ref=replace(found, fingerprint=fingerprint(draft.text)))
+            log.info("%s: found the %s draft for %r in the mailbox with other content; leaving it alone",
+                     action.account, action.kind.value, event.title)
+            return _for_action(action, "edited", "found in your Drafts with other content; left alone", draft)
         ref = mailbox.create(draft)
         if thread is not None and thread.message_id:
             extra = dict(ref.extra)
@@ -516,8 +543,15 @@ class Engine:
                 self.store.update_draft(record.key, DraftState.WITHDRAWN, now)
                 return outcome("withdrawn", "never created; reason gone")
         assert ref is not None
-        fate = mailbox.fate(ref)
+        if record.ref is not None:
+            fate = self._fate(mailbox, record, now)
+            if fate is None:
+                return outcome("withdrawn", "the reason for it is gone")
+            ref = (self.store.draft(record.key) or record).ref or ref
+        else:
+            fate = mailbox.fate(ref)
         if fate is DraftFate.UNTOUCHED:
+            self.store.begin_change(record.key, json.dumps({"op": "withdraw"}))  # before the unlink
             mailbox.delete(ref)
             self.store.update_draft(record.key, DraftState.WITHDRAWN, now, ref=ref)
             log.info("%s: withdrew %s draft (reason gone)", record.account, record.kind.value)
@@ -527,6 +561,44 @@ class Engine:
             self.store.update_draft(record.key, state, now)
         detail = "reason gone, but you edited it: left alone" if state is DraftState.EDITED else state.value
         return outcome(state.value, detail)
+
+    def _fate(self, mailbox: DraftStore, record: DraftRecord, now: datetime) -> DraftFate | None:
+        """The draft's fate, finishing a change a crash interrupted; None: it is withdrawn (by us).
+
+        A change is written down before it is made in the mailbox (:meth:`StateStore.begin_change`).
+        Found pending here, it means the process stopped between the change and its commit: a draft
+        that carries the new text is our update, not the user's edit; a draft that is gone is our
+        withdrawal, not the user's "no".
+        """
+        assert record.ref is not None
+        fate = mailbox.fate(record.ref)
+        if record.intent is None:
+            return fate
+        try:
+            intent = json.loads(record.intent)
+        except ValueError:
+            intent = {}
+        op = intent.get("op") if isinstance(intent, dict) else None
+        if op == "update" and fate is DraftFate.EDITED and isinstance(intent.get("fingerprint"), str):
+            landed = replace(record.ref, fingerprint=intent["fingerprint"])
+            if mailbox.fate(landed) is DraftFate.UNTOUCHED:
+                self.store.update_draft(record.key, DraftState.UNTOUCHED, now, ref=landed)
+                return DraftFate.UNTOUCHED
+        if op == "withdraw" and fate is DraftFate.DELETED:
+            self.store.update_draft(record.key, DraftState.WITHDRAWN, now)
+            log.info("%s: finished withdrawing %s draft %s", record.account, record.kind.value, record.key[:8])
+            return None
+        self.store.update_draft(record.key, record.state, now)  # the change never reached the mailbox
+        return fate
+
+    def _adopt_mailboxes(self) -> None:
+        """Once per engine: drafts keyed by an account's name get their mailbox key (schema 3)."""
+        if self._adopted:
+            return
+        changed = self.store.adopt_mailboxes({a.name: self.config.mailbox(a.name) for a in self.config.accounts})
+        if changed:
+            log.info("state: %d draft(s) now keyed by their mailbox address", changed)
+        self._adopted = True
 
     # ---- a whole pass ---------------------------------------------------------------------------
 

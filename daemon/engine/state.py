@@ -28,6 +28,7 @@ from daemon.core.model import (
     PriorDraft,
     Risk,
     Slot,
+    draft_key,
 )
 from daemon.engine.codec import event_from_json, event_to_json, instant_from_text, instant_to_text
 from daemon.paths import private_dir, private_file
@@ -125,6 +126,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX case_log_key ON case_log (occurrence_key);
     ALTER TABLE drafts ADD COLUMN slots TEXT NOT NULL DEFAULT '[]';
     """,
+    # 3: drafts keyed by mailbox address (a renamed account keeps its drafts); the mailbox a key was
+    # built from ('' = the old account-name key, re-keyed by StateStore.adopt_mailboxes); the change
+    # about to be made to a draft in its mailbox (withdraw/update), so a crash between that change and
+    # its commit is recognised at the next pass instead of being read as the user's doing.
+    """
+    ALTER TABLE drafts ADD COLUMN mailbox TEXT NOT NULL DEFAULT '';
+    ALTER TABLE drafts ADD COLUMN intent TEXT
+    """,
 )
 
 LIVE_STATES = (DraftState.PENDING, DraftState.UNTOUCHED, DraftState.EDITED)
@@ -151,6 +160,8 @@ class DraftRecord:
     recipients: str = ""
     note: str = ""
     slots: tuple[Slot, ...] = ()
+    mailbox: str = ""  # the address the key was built from ('' for a key from before schema 3)
+    intent: str | None = None  # JSON: a mailbox change begun but not yet committed (see begin_change)
 
 
 @dataclass(frozen=True)
@@ -504,6 +515,8 @@ class StateStore:
             recipients=row["recipients"],
             note=row["note"],
             slots=_slots_in(row["slots"]),
+            mailbox=row["mailbox"],
+            intent=row["intent"],
         )
 
     def record_intent(self, record: DraftRecord) -> None:
@@ -511,8 +524,8 @@ class StateStore:
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO drafts (key, account, occurrence_key, kind, state, ref, created, updated,"
-                " event_start, organizer_email, series_key, subject, recipients, note, slots)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " event_start, organizer_email, series_key, subject, recipients, note, slots, mailbox, intent)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL)",
                 (
                     record.key,
                     record.account,
@@ -529,8 +542,49 @@ class StateStore:
                     record.recipients,
                     record.note,
                     _slots_out(record.slots),
+                    record.mailbox,
                 ),
             )
+
+    def begin_change(self, key: str, intent: str) -> None:
+        """Write down a change about to be made to a draft in its mailbox (committed before making it).
+
+        The next :meth:`update_draft` clears it: the change and its outcome are then both recorded.
+        """
+        with self._tx() as db:
+            db.execute("UPDATE drafts SET intent=? WHERE key=?", (intent, key))
+
+    def adopt_mailboxes(self, mailboxes: dict[str, str]) -> int:
+        """Re-key drafts from account-name keys to mailbox keys; follow renamed accounts by mailbox.
+
+        ``mailboxes`` maps each configured account to its mailbox address. A draft whose key was built
+        from an account's name (before schema 3) gets the key built from that account's mailbox; a draft of
+        an account no longer configured moves to the one configured account with the same mailbox.
+        Returns how many drafts changed. Idempotent.
+        """
+        by_mailbox: dict[str, list[str]] = {}
+        for account, address in mailboxes.items():
+            by_mailbox.setdefault(address, []).append(account)
+        changed = 0
+        with self._tx() as db:
+            for row in db.execute("SELECT key, account, occurrence_key, kind, mailbox FROM drafts").fetchall():
+                account, mailbox = row["account"], row["mailbox"]
+                if not mailbox:
+                    if account not in mailboxes:
+                        continue  # its mailbox is unknown until the account is configured again
+                    mailbox = mailboxes[account]
+                    kind = ActionKind(row["kind"])
+                    if row["key"] != draft_key(account, row["occurrence_key"], kind):
+                        continue  # not a key this code wrote; leave it
+                    new = draft_key(mailbox, row["occurrence_key"], kind)
+                    if new != row["key"] and db.execute("SELECT 1 FROM drafts WHERE key=?", (new,)).fetchone():
+                        continue
+                    db.execute("UPDATE drafts SET key=?, mailbox=? WHERE key=?", (new, mailbox, row["key"]))
+                    changed += 1
+                elif account not in mailboxes and len(by_mailbox.get(mailbox, ())) == 1:
+                    db.execute("UPDATE drafts SET account=? WHERE key=?", (by_mailbox[mailbox][0], row["key"]))
+                    changed += 1
+        return changed
 
     def update_draft(
         self,
@@ -544,8 +598,11 @@ class StateStore:
         note: str | None = None,
         slots: tuple[Slot, ...] | None = None,
     ) -> None:
-        """Change a draft's state (and optionally its ref, event start, subject, note, offered slots)."""
-        sets = ["state=?", "updated=?"]
+        """Change a draft's state (and optionally its ref, event start, subject, note, offered slots).
+
+        It also ends any change begun with :meth:`begin_change`: the change and its outcome are recorded.
+        """
+        sets = ["state=?", "updated=?", "intent=NULL"]
         args: list[object] = [state.value, _t(now)]
         if ref is not None:
             sets.append("ref=?")
