@@ -113,8 +113,8 @@ def _child(kind: str, path: str, out: Any) -> None:
     import recurring_ical_events
 
     from daemon.config import parse_config
+    from providers import registry
     from providers.base import Window
-    from providers.ics import IcsSource
 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     began = time.perf_counter()
@@ -132,7 +132,7 @@ def _child(kind: str, path: str, out: Any) -> None:
             "    drafts: {type: folder, path: drafts}\n",
             Path(path).parent / "config.yaml",
         )
-        result = IcsSource(config.accounts[0], config).fetch(Window(WINDOW_START, WINDOW_END), None)
+        result = registry.open_calendar(config.accounts[0], registry.context(config.accounts[0], config)).fetch(Window(WINDOW_START, WINDOW_END), None)
         detail["events"] = len(result.events)
         detail["problems"] = len(result.problems)
     seconds = time.perf_counter() - began

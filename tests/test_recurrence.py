@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.config import parse_config
+from providers import registry
 from providers.base import FetchResult, Window
-from providers.ics import IcsSource
 from providers.recurrence import Limits, Unexpandable, expand, series_cost
 
 UTC = timezone.utc
@@ -47,7 +47,7 @@ def fetch_file(path: Path, window: Window = WINDOW) -> FetchResult:
         "    drafts: {type: folder, path: drafts}\n",
         Path("/tmp/salvage-test/config.yaml"),
     )
-    source = IcsSource(config.accounts[0], config)
+    source = registry.open_calendar(config.accounts[0], registry.context(config.accounts[0], config))
     box: dict[str, Any] = {}
 
     def run() -> None:
@@ -182,7 +182,8 @@ def test_the_estimate_bounds_what_expansion_produces(rule: str, days_before: int
     found = expand(_parse(text), date(2026, 12, 1), date(2026, 12, 8), problems,
                    limits=Limits(series_steps=30_000, series_occurrences=3_000))
     if cost.steps <= 30_000 and cost.occurrences <= 3_000:
-        assert problems == []
         assert len(found) <= cost.occurrences
+        # dateutil itself refuses some combinations (a BY list the interval never reaches): noted
+        assert problems == [] or (found == [] and "cannot expand its recurrence" in problems[0])
     else:
         assert found == [] and len(problems) == 1
