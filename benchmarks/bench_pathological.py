@@ -73,7 +73,7 @@ VTIMEZONE = (
 
 
 def big_calendar(megabytes: float, seed: int = 7) -> bytes:
-    """About ``megabytes`` of calendar: ten years of meetings, 1 in 50 a weekly or daily series."""
+    """Just under ``megabytes`` MiB of calendar: ten years of meetings, 1 in 50 a weekly or daily series."""
     rng = random.Random(seed)
     head = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//salvage bench//EN\r\n" + VTIMEZONE
     parts = [head]
@@ -90,6 +90,8 @@ def big_calendar(megabytes: float, seed: int = 7) -> bytes:
         title = rng.choice(["Design sync", "1:1", "Interview: backend engineer", "Planning", "Lunch"])
         body = "Agenda: " + " ".join(rng.choice(["notes", "review", "budget", "roadmap", "demo"]) for _ in range(30))
         text = _event(f"bench-{i:08d}", start, rng.choice([30, 45, 60]), title, body, rule)
+        if size + len(text) + 64 > target:
+            break
         parts.append(text)
         size += len(text)
         i += 1

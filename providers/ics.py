@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
@@ -58,6 +59,7 @@ log = logging.getLogger(f"salvage.{__name__}")
 REFRESH_SLACK = timedelta(hours=1)
 ACCEPT = "text/calendar, text/plain;q=0.5, */*;q=0.1"
 MAX_BYTES = 50 * 1024 * 1024
+BODY_DEADLINE_FACTOR = 4  # a download may take this many times timeout_seconds in all
 MAX_PROBLEMS = 50
 RETRY = RetryPolicy(attempts=3, base_seconds=1.0, cap_seconds=10.0, max_retry_after=60.0)
 # icalendar's property value unions are too wide to type usefully: components are handled as Any.
@@ -256,10 +258,17 @@ class IcsSource:
                     _check_status(status, label, resp.headers.get("Retry-After"))
                     chunks: list[bytes] = []
                     size = 0
+                    # The timeout bounds each read; a server that trickles a byte at a time would
+                    # never trip it, so the whole body has a deadline of its own.
+                    limit = BODY_DEADLINE_FACTOR * self._calendar.timeout_seconds
+                    deadline = time.monotonic() + limit
                     for chunk in resp.iter_bytes():
                         size += len(chunk)
                         if size > MAX_BYTES:
                             raise ProviderError(f"{label}: the calendar is larger than {MAX_BYTES} bytes")
+                        if time.monotonic() > deadline:
+                            raise TransientError(f"{label}: the calendar was not sent within {limit:g}s "
+                                                 f"({size} bytes so far)")
                         chunks.append(chunk)
                     state["etag"] = resp.headers.get("ETag")
                     state["last_modified"] = resp.headers.get("Last-Modified")

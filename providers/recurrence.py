@@ -38,7 +38,7 @@ Component = Any  # icalendar components are too loosely typed to be useful here
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """How much recurrence one calendar may expand (defaults: see docs/recurrence.md)."""
+    """How much recurrence one calendar may expand (defaults and reasons: docs/robustness.md)."""
 
     series_steps: int = 100_000  # rule candidates one series may need to reach the end of the query
     series_occurrences: int = 2_000  # occurrences of one series inside the query

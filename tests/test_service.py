@@ -487,8 +487,7 @@ def test_shutdown_gives_up_on_a_stuck_job_after_the_timeout(world: World) -> Non
         release.set()
         # serve() never closes the store under a stuck job (it exits the process); here the worker
         # must be done with the store before the fixture closes it.
-        assert svc._busy.acquire(timeout=10)
-        svc._busy.release()
+        assert svc.wait_idle(timeout=10)
 
 
 def test_an_account_whose_auth_is_dead_is_parked_until_salvage_auth(world: World,
@@ -518,3 +517,50 @@ def test_an_account_whose_auth_is_dead_is_parked_until_salvage_auth(world: World
     messages = [r.getMessage() for r in caplog.records if "home" in r.getMessage()]
     assert sum("paused until `salvage auth home`" in m for m in messages) == 1
     assert sum("polling resumes" in m for m in messages) == 1
+
+
+# ---- one account can never starve the others --------------------------------------------------------
+
+
+def test_a_hung_account_never_starves_the_others(world: World) -> None:
+    """Real scheduler threads: `work` hangs in its calendar, `home` is polled and drafts all the same."""
+    release = threading.Event()
+    hung = threading.Event()
+
+    def hang(window: Window, cursor: str | None) -> FetchResult:
+        hung.set()
+        release.wait(30)  # a server that accepted the connection and never answers
+        return FetchResult(events=(), cursor="late")
+
+    world.calendars["work"].fetch = hang  # type: ignore[method-assign]
+    world.calendars["home"].events = clash(TOMORROW_2PM, account="home")
+    clock = Clock(NOW)
+    svc = Service(world.config, world.store, config_path=world.config_path, clock=clock,
+                  engine_factory=world.engine, notifier=world.notify,
+                  stuck=lambda account: timedelta(minutes=5), heartbeat_seconds=0.2)
+    world.services.append(svc)
+    svc.start()
+    try:
+        assert hung.wait(10)
+        deadline = time.monotonic() + 10
+        while not world.mailboxes["home"].drafts and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(world.mailboxes["home"].drafts) == 1  # drafted while `work` hangs
+        clock.advance(minutes=6)  # the hung pass is now far past what a pass may take
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status = world.store.account_status("work")
+            if status is not None and status.error:
+                break
+            time.sleep(0.05)
+        assert status is not None and status.error is not None and "has not finished" in status.error
+        health = read_health(svc.health_file)
+        assert health is not None and health["updated"] == clock.now.isoformat()  # the heartbeat runs on
+        assert not health["ok"] and [a["ok"] for a in health["accounts"] if a["enabled"]] == [False, True]
+        home = world.store.account_status("home")
+        assert home is not None and home.error is None and home.last_success is not None
+    finally:
+        release.set()
+        assert svc.wait_idle(timeout=10)
+    status = world.store.account_status("work")
+    assert status is not None and status.error is None  # its pass finished: recovered

@@ -168,7 +168,6 @@ class Engine:
         self._warned: set[tuple[str, str]] = set()  # (account, problem) already logged as a warning
         # (account, source id) -> when to try an invitation email again after a mailbox error.
         self._invitation_errors: dict[tuple[str, str], datetime] = {}
-        self._mailbox_errors: dict[str, str] = {}  # account -> the first mailbox error of this pass
         self._adopted = False
 
     # ---- sources --------------------------------------------------------------------------------
@@ -364,7 +363,7 @@ class Engine:
         """Make the mailboxes match the plan: create, update, withdraw; record every fate."""
         selected = {a.name for a in self.accounts(accounts)}
         self._adopt_mailboxes()
-        self._mailbox_errors = {}
+        errors: dict[str, str] = {}  # account -> the first mailbox error of this pass
         outcomes: list[Outcome] = []
         planned = [a for a in evaluation.actions if a.account in selected]
         planned_keys = {a.key for a in planned}
@@ -374,18 +373,18 @@ class Engine:
                 self._warn_once(event.account, f"{_describe_event(event)}: {skip.kind.value}: {skip.why}")
         for action in planned:
             outcomes.append(self._guard(now, action.key, action.account, action.occurrence_key, action.kind.value,
-                                        partial(self._realise, action, evaluation, now, dry_run)))
+                                        partial(self._realise, action, evaluation, now, dry_run), errors))
         for record in self.store.drafts(states=(DraftState.PENDING, DraftState.UNTOUCHED, DraftState.EDITED)):
             if record.account in selected and record.key not in planned_keys:
                 outcomes.append(self._guard(now, record.key, record.account, record.occurrence_key, record.kind.value,
-                                            partial(self._retire, record, now, dry_run)))
-        for account, message in self._mailbox_errors.items():
+                                            partial(self._retire, record, now, dry_run), errors))
+        for account, message in errors.items():
             # Once per pass and account, so `salvage status` shows it (the draft's own warning was logged).
             self.store.record_failure(account, now, f"mailbox: {message}")
         return outcomes
 
     def _guard(self, now: datetime, key: str, account: str, occurrence: str, kind: str,
-               step: Callable[[], Outcome]) -> Outcome:
+               step: Callable[[], Outcome], errors: dict[str, str]) -> Outcome:
         try:
             return step()
         except AuthError as exc:
@@ -394,7 +393,7 @@ class Engine:
         except ProviderError as exc:
             # Never a fate: the draft keeps its state and is looked at again at the next pass.
             self._warn_once(account, f"draft {key[:8]}: {exc}")
-            self._mailbox_errors.setdefault(account, str(exc))
+            errors.setdefault(account, str(exc))
             return Outcome(key, account, occurrence, kind, "failed", str(exc))
         except Exception as exc:  # noqa: BLE001 - one draft's failure must not stop the others
             log.warning("%s: draft %s failed: %s: %s", account, key[:8], type(exc).__name__, exc)

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
+from functools import wraps
 from pathlib import Path
+from typing import Any
 
 from daemon.core.model import (
     ActionKind,
@@ -293,6 +296,7 @@ class StateStore:
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
         self._db = conn
         self.path = path
+        self._lock = threading.RLock()  # one connection, one writer: calls from threads take turns
 
     @classmethod
     def open(cls, path: Path | str, *, check_same_thread: bool = True) -> StateStore:
@@ -811,3 +815,20 @@ class StateStore:
         rows = self._db.execute("SELECT * FROM case_log WHERE occurrence_key=? ORDER BY at, rowid",
                                 (occurrence_key,)).fetchall()
         return [CaseEntry(r["occurrence_key"], instant_from_text(r["at"]), Phase(r["phase"]), r["note"]) for r in rows]
+
+
+def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(method)
+    def call(self: StateStore, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return call
+
+
+# Every public method of the store runs under its lock, those added later included: the service's
+# passes run in several threads and share the one connection (a transaction of one thread must never
+# take in another thread's statements).
+for _name, _member in list(vars(StateStore).items()):
+    if not _name.startswith("_") and callable(_member):
+        setattr(StateStore, _name, _serialised(_member))

@@ -1,8 +1,13 @@
 """`salvage run`: the long-running service.
 
-APScheduler 3.x runs the jobs, all in ONE worker thread, so the SQLite connection and the provider
-clients are never used by two threads at once (the main thread touches them only before the
-scheduler starts and after the worker has finished):
+APScheduler 3.x runs the jobs in a pool of worker threads, one pass per account at a time, so one
+account can never starve the others: a calendar or mailbox that does not answer (or a huge file)
+holds up only its own account's passes; every other account is polled and checked on schedule. The
+state store is the single writer (one SQLite connection; every store call is serialised by the
+store's own lock), and an account's provider clients are only used by that account's pass. The
+heartbeat has an executor of its own, so the health file stays fresh whatever the passes do, and it
+marks an account whose pass has run far longer than it should as failing (``salvage status`` shows
+it) until that pass ends:
 
 - ``poll:<account>`` — an interval job per enabled account (``poll_minutes``, jittered, first run at
   start-up). A failing account's next poll is pushed back exponentially (capped, jittered,
@@ -58,6 +63,9 @@ MAX_BACKOFF = timedelta(minutes=30)  # a failing account is polled at least this
 MISFIRE_GRACE_SECONDS = 3600  # date jobs later than this (after a suspend) are skipped; polls catch up
 HEARTBEAT_SECONDS = 60
 MAX_JITTER_SECONDS = 30.0
+MAX_WORKERS = 32  # pass threads; each enabled account needs at most one (its passes never overlap)
+STUCK_FLOOR = timedelta(minutes=10)  # a pass running longer than this (and two intervals) is stuck
+BUSY_RETRY = timedelta(seconds=30)  # a missed check that found its account busy runs again this soon
 
 EngineFactory = Callable[[Config, StateStore], Engine]
 
@@ -76,6 +84,16 @@ def backoff_delay(interval: timedelta, failures: int, retry_after: float | None 
     if retry_after is not None and retry_after > 0:
         delay = max(delay, timedelta(seconds=retry_after))
     return delay
+
+
+def stuck_after(account: AccountConfig) -> timedelta:
+    """How long one pass of ``account`` may run before it is reported as stuck."""
+    return max(STUCK_FLOOR, 2 * timedelta(minutes=account.poll_minutes))
+
+
+def pass_workers(config: Config) -> int:
+    """Worker threads for the passes: one per enabled account (and a spare for a reload), capped."""
+    return max(2, min(MAX_WORKERS, sum(1 for a in config.accounts if a.enabled) + 1))
 
 
 def poll_jitter(interval: timedelta) -> float:
@@ -97,6 +115,8 @@ class Service:
         engine_factory: EngineFactory = Engine,
         notifier: Callable[..., bool] = notify,
         desktop: Callable[[], list[str] | None] = desktop_command,
+        stuck: Callable[[AccountConfig], timedelta] = stuck_after,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self.config = config
         self.store = store
@@ -112,10 +132,18 @@ class Service:
         self.started = clock()
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
-            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            executors={"default": ThreadPoolExecutor(max_workers=pass_workers(config)),
+                       "health": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS},
         )
-        self._busy = threading.Lock()  # held by the job in hand
+        self._stuck = stuck
+        self._heartbeat_seconds = heartbeat_seconds
+        self._meta = threading.Condition()  # guards the three below; notified when a job ends
+        self._account_locks: dict[str, threading.Lock] = {}  # one pass per account at a time
+        self._running: dict[str, tuple[datetime, str]] = {}  # account (or "*") -> (since, what)
+        self._flagged: set[str] = set()  # accounts reported stuck, until their pass ends
+        self._health_lock = threading.Lock()
+        self._jobs_lock = threading.RLock()  # passes rebuild the date jobs concurrently
         self._stopping = threading.Event()
         self._parked: set[str] = set()  # accounts waiting for `salvage auth`
         self._stop_requested = threading.Event()
@@ -138,8 +166,8 @@ class Service:
             self._schedule_checks(self.engine.evaluate(now), now)
         except Exception as exc:  # noqa: BLE001 - the first polls will try again
             log.error("could not plan the missed-interview checks from the state: %s: %s", type(exc).__name__, exc)
-        self.scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS, timezone=UTC),
-                               id="heartbeat", name="heartbeat", replace_existing=True)
+        self.scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=self._heartbeat_seconds, timezone=UTC),
+                               id="heartbeat", name="heartbeat", replace_existing=True, executor="health")
         # Start paused: the jobs get their next run times in the job store, and the health file can be
         # written from this thread before the worker may touch the store.
         self.scheduler.start(paused=True)
@@ -202,22 +230,26 @@ class Service:
         return True
 
     def shutdown(self, timeout: float = STOP_GRACE_SECONDS) -> bool:
-        """Stop scheduling, let the job in hand finish, save. False if that job outlived ``timeout``."""
+        """Stop scheduling, let the jobs in hand finish, save. False if one outlived ``timeout``."""
         self._stopping.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if not self._busy.acquire(timeout=timeout):
-            log.warning("the job in hand did not finish within %.0fs; exiting without it "
-                        "(its work is redone at the next start)", timeout)
+        if not self.wait_idle(timeout):
+            with self._meta:
+                stuck = ", ".join(sorted(self._running))
+            log.warning("the pass of %s did not finish within %gs; exiting without it "
+                        "(its work is redone at the next start)", stuck, timeout)
             self._mark_stopped(None)
             return False
-        try:
-            self._mark_stopped(self._clock())
-            self.engine.close()
-        finally:
-            self._busy.release()
+        self._mark_stopped(self._clock())
+        self.engine.close()
         log.info("salvage stopped")
         return True
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job is running; False if one still runs after ``timeout`` seconds."""
+        with self._meta:
+            return self._meta.wait_for(lambda: not self._running, timeout=timeout)
 
     def close(self) -> None:
         """Release the wake-up pipe (after the signal handlers are gone)."""
@@ -230,24 +262,53 @@ class Service:
     # ---- jobs (worker thread) -------------------------------------------------------------------
 
     @contextmanager
-    def _job(self) -> Iterator[bool]:
-        """Serialise a job; yields False when the service is stopping and the job must not run."""
+    def _job(self, name: str = "*", what: str = "job") -> Iterator[bool]:
+        """One job of an account at a time; yields False when it must not run now.
+
+        False when the service is stopping, or when another pass of the same account is still
+        running (it may be stuck: then this worker is not given to it as well).
+        """
         if self._stopping.is_set():
             yield False
             return
-        with self._busy:
+        with self._meta:
+            lock = self._account_locks.setdefault(name, threading.Lock())
+        if not lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            with self._meta:
+                self._running[name] = (self._clock(), what)
             yield not self._stopping.is_set()
+        finally:
+            with self._meta:
+                self._running.pop(name, None)
+                self._flagged.discard(name)
+                self._meta.notify_all()
+            lock.release()
 
     def _poll_job(self, name: str) -> None:
-        with self._job() as go:
+        with self._job(name, "poll") as go:
             if go:
                 self._safely(name, "poll")
+            elif not self._stopping.is_set():
+                log.debug("%s: the last pass is still running; this poll is skipped", name)
 
     def _check_job(self, name: str, occurrence_key: str, what: str) -> None:
-        with self._job() as go:
+        with self._job(name, what) as go:
             if go:
                 log.debug("%s: %s for %s", name, what, occurrence_key)
                 self._safely(name, what)
+                return
+        if not self._stopping.is_set():  # its account is busy: look again soon, not at the next poll
+            job_id = f"{'check' if what == 'missed check' else 'followup'}:{name}:{occurrence_key}"
+            when = self._clock() + BUSY_RETRY
+            try:
+                self.scheduler.add_job(self._check_job, DateTrigger(run_date=when, timezone=UTC),
+                                       args=(name, occurrence_key, what), id=job_id, name=f"{what} {name}",
+                                       replace_existing=True)
+            except Exception:  # noqa: BLE001 - the scheduler is shutting down
+                log.debug("could not reschedule %s", job_id, exc_info=True)
 
     def _safely(self, name: str, what: str) -> None:
         try:
@@ -257,9 +318,28 @@ class Service:
             log.debug("%s failed", what, exc_info=True)
 
     def _heartbeat(self) -> None:
-        with self._job() as go:
-            if go:
-                self._write_health(self._clock())
+        """Every minute, on its own thread: report stuck passes, rewrite the health file."""
+        if self._stopping.is_set():
+            return
+        now = self._clock()
+        self._report_stuck(now)
+        self._write_health(now)
+
+    def _report_stuck(self, now: datetime) -> None:
+        """Mark each account whose pass has run longer than it may as failing (once per pass)."""
+        with self._meta:
+            running = [(n, since, what) for n, (since, what) in self._running.items() if n not in self._flagged]
+        for name, since, what in running:
+            account = self._account(name)
+            if account is None or now - since <= self._stuck(account):
+                continue
+            minutes = max(1, int((now - since).total_seconds() // 60))
+            message = (f"its {what} has not finished after {minutes} min (a calendar or mailbox that does "
+                       "not answer?); the other accounts go on")
+            if self.store.record_failure(name, now, message):
+                log.error("%s: %s", name, message)
+            with self._meta:
+                self._flagged.add(name)
 
     def _apply_config(self, new: Config) -> None:
         with self._job() as go:
@@ -272,7 +352,11 @@ class Service:
                 return
             old = self.engine
             self.engine, self.config = engine, new
-            old.close()
+            with self._meta:
+                busy = set(self._running)
+            for account in old.accounts():  # a pass still running keeps the clients it is using
+                if account.name not in busy:
+                    old.forget_connections(account.name)
             now = self._clock()
             self._schedule_polls(now)
             log.info("configuration reloaded: %d enabled account(s)", len(engine.accounts()))
@@ -297,8 +381,9 @@ class Service:
             log.info("%s: authorised again; polling resumes", name)
         was_failing = before is not None and before.error is not None
         now = self._clock()
+        engine = self.engine  # a reload meanwhile does not change the engine under this pass
         try:
-            report = self.engine.run_once(now, dry_run=self.dry_run, accounts=[name])
+            report = engine.run_once(now, dry_run=self.dry_run, accounts=[name])
         except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the service
             log.debug("pass for %s crashed", name, exc_info=True)
             message = f"pass failed: {type(exc).__name__}: {exc}"
@@ -307,7 +392,8 @@ class Service:
             self._back_off(account, None, now)
             self._write_health(now)
             return
-        self.passes += 1
+        with self._meta:
+            self.passes += 1
         poll = next((p for p in report.polls if p.account == name), None)
         if poll is not None and not poll.ok and poll.needs_auth:
             self._park(name)
@@ -397,6 +483,10 @@ class Service:
 
     def _schedule_checks(self, evaluation: Evaluation, now: datetime) -> None:
         """Date jobs for missed checks and follow-ups, rebuilt to match the evaluation."""
+        with self._jobs_lock:
+            self._rebuild_checks(evaluation, now)
+
+    def _rebuild_checks(self, evaluation: Evaluation, now: datetime) -> None:
         wanted = self.timed_checks(evaluation, now)
         for job in self.scheduler.get_jobs():
             if job.id.startswith(("check:", "followup:")) and job.id not in wanted:
@@ -456,7 +546,8 @@ class Service:
 
     def _write_health(self, now: datetime) -> None:
         try:
-            write_health(self.health_file, self.health(now))
+            with self._health_lock:  # passes and the heartbeat write it from several threads
+                write_health(self.health_file, self.health(now))
         except Exception as exc:  # noqa: BLE001 - monitoring must never stop the service
             log.warning("cannot write the health file %s: %s", self.health_file, exc)
 
