@@ -450,6 +450,7 @@ accounts:
     drafts: {{type: imap, host: 127.0.0.1, port: {server.port}, security: none, username: {user},
               password_env: {IMAP_PASSWORD_ENV}}}
 """)
+        self._user = user
         self.client = IMAPClient("127.0.0.1", port=server.port, ssl=False)
         self.client.login(user, IMAP_PASSWORD)
         self._stores: list[Any] = []
@@ -490,6 +491,21 @@ accounts:
 
     def sent_by_us(self) -> int:
         return 0  # an IMAP store has no way to send: it only APPENDs, and the suite checks where to
+
+    def outages(self, ref: DraftRef) -> dict[str, Callable[[], AbstractContextManager[None]]]:
+        @contextmanager
+        def server_down() -> Iterator[None]:
+            from imapclient import IMAPClient
+
+            self.server.stop()
+            try:
+                yield
+            finally:
+                self.server.start()
+                self.client = IMAPClient("127.0.0.1", port=self.server.port, ssl=False)  # ours went down too
+                self.client.login(self._user, IMAP_PASSWORD)
+
+        return {"server down": server_down}
 
     def close(self) -> None:
         for store in self._stores:
