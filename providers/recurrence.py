@@ -31,7 +31,7 @@ from typing import Any
 import icalendar
 import recurring_ical_events
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"salvage.{__name__}")
 
 Component = Any  # icalendar components are too loosely typed to be useful here
 
