@@ -25,6 +25,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_classify.py
 	$(BIN)/python benchmarks/bench_google.py
 	$(BIN)/python benchmarks/bench_microsoft.py
 	$(BIN)/python benchmarks/bench_mailboxes.py
