@@ -42,7 +42,7 @@ class Limits:
 
     series_steps: int = 100_000  # rule candidates one series may need to reach the end of the query
     series_occurrences: int = 2_000  # occurrences of one series inside the query
-    calendar_steps: int = 1_000_000  # candidates, summed over the calendar's series
+    calendar_steps: int = 2_000_000  # candidates, summed over the calendar's series
     calendar_occurrences: int = 50_000  # occurrences in the query, summed over the calendar
     seconds: float = 20.0  # wall-clock budget of one calendar's expansion
     batch_steps: int = 20_000  # series are expanded in batches of about this much work
@@ -132,15 +132,20 @@ def expand(
     for component in calendar.walk("VEVENT"):
         series.setdefault(_text(component.get("UID")), []).append(component)
 
+    costed: list[tuple[Cost, list[Component]]] = []
+    for components in series.values():
+        try:
+            costed.append((series_cost(components, start, end), components))
+        except Unexpandable as exc:
+            problems.append(f"skipped {name(components[0])}: {exc}")
+    # Cheapest first: single events (an interview is usually one) are never left to the end of a
+    # budget that the long series spend.
+    costed.sort(key=lambda item: item[0].steps + OCCURRENCE_WEIGHT * item[0].occurrences)
+
     batches: list[list[list[Component]]] = [[]]
     batch_steps = 0
     total_steps = 0
-    for components in series.values():
-        try:
-            cost = series_cost(components, start, end)
-        except Unexpandable as exc:
-            problems.append(f"skipped {name(components[0])}: {exc}")
-            continue
+    for cost, components in costed:
         if cost.steps > limits.series_steps:
             problems.append(f"skipped {name(components[0])}: it repeats too often to expand "
                             f"(about {cost.steps:,} repetitions up to the end of the window; the limit is "

@@ -187,3 +187,15 @@ def test_the_estimate_bounds_what_expansion_produces(rule: str, days_before: int
         assert problems == [] or (found == [] and "cannot expand its recurrence" in problems[0])
     else:
         assert found == [] and len(problems) == 1
+
+
+def test_single_events_come_before_long_series_in_the_budget() -> None:
+    """The time budget cuts the most expensive series, not an interview listed after them."""
+    long_series = [series(f"w{i}", "FREQ=WEEKLY;BYDAY=MO,WE", start="20180101T090000Z") for i in range(4)]
+    text = calendar(*long_series, INTERVIEW)
+    ticks = iter(range(100))
+    problems: list[str] = []
+    found = expand(_parse(text), date(2026, 12, 1), date(2027, 1, 1), problems,
+                   limits=Limits(seconds=1.5, batch_steps=1), clock=lambda: float(next(ticks)))
+    assert [str(o.get("UID")) for o in found][:1] == ["interview-1"]
+    assert len(problems) == 4 and all("took longer" in p for p in problems)
