@@ -538,6 +538,8 @@ def _place_times(
                         value.dt = _placed(moment, tzid, own, x_wr_zone, has_x_wr)
     except _Unplaceable as exc:
         return str(exc)
+    except Exception as exc:  # noqa: BLE001 - an odd value affects only its own event
+        return f"unreadable date-time: {str(exc)[:120] or type(exc).__name__}"
     return None
 
 

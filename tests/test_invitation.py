@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 from core_helpers import at, classified, interview, make_config
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.core.detect import detect
 from daemon.core.invitation import parse_invitation, stated_times, time_mismatch, with_invitation
@@ -122,3 +124,20 @@ def test_the_facts_survive_the_state_store_codec() -> None:
     event = with_invitation(interview(START), facts)
     assert event_from_json(event_to_json(event)) == event
     assert event_from_json(event_to_json(interview(START))).invitation is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from([*"0123456789 :-–apmETPSTCGMUTC()/\nNovember,", "2pm ET", "Pacific Time",
+                                  "(UTC-08:00) ", "Europe/Berlin", "12:", " 25 "]), max_size=80))
+def test_the_parser_never_fails_and_only_states_valid_clock_times(pieces: list[str]) -> None:
+    for found in parse_invitation("".join(pieces)).times:
+        assert 0 <= found.hour <= 23 and 0 <= found.minute <= 59 and found.zone
+
+
+def test_a_long_hostile_text_is_read_quickly() -> None:
+    import time
+
+    text = ("10 " * 20_000) + ("Tuesday - " * 2_000) + "2pm ET - " + "Aaaa " * 5_000
+    began = time.perf_counter()
+    parse_invitation(text)
+    assert time.perf_counter() - began < 5  # generous: a regex gone quadratic takes minutes

@@ -61,7 +61,7 @@ _TIME = re.compile(
     rf"(?:\s*(?:-|–|—|to|until|bis)\s*{_CLOCK})?"
     r"\s*(?:\(\s*)?"
     r"(?:(?:UTC|GMT)\s*[+-]\s*\d{1,2}(?::?\d{2})?\s*\)?\s*)?"  # Outlook's standard-offset label, skipped
-    rf"(?:({_DISPLAY})|({_WORDS})(?!\s*[+-]\s*\d)(?:\s+-\s+[A-Z][A-Za-z_ ]*[A-Za-z])?\b|([A-Z][a-z]+/[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z_]+)?))",
+    rf"(?:({_DISPLAY})|({_WORDS})(?!\s*[+-]\s*\d)(?:\s+-\s+[A-Z][A-Za-z_]*(?:\s[A-Z][A-Za-z_]*){{0,3}})?\b|([A-Z][a-z]+/[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z_]+)?))",
     re.IGNORECASE,
 )
 _MONTHS = {m: i for i, names in enumerate(

@@ -343,7 +343,10 @@ class Engine:
             self._invitation_errors[version] = now + INVITATION_RETRY_ERROR
             return None
         facts = parse_invitation(email.text, email.subject) if email is not None else InvitationFacts()
-        self.store.set_invitation(event.account, event.source_id, facts)
+        try:
+            self.store.set_invitation(event.account, event.source_id, facts)
+        except Exception:  # noqa: BLE001 - not kept: it is read again next time, no harm
+            log.debug("keeping the invitation facts of %r failed", event.title, exc_info=True)
         return facts
 
     # ---- drafts ---------------------------------------------------------------------------------
