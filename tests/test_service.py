@@ -564,3 +564,15 @@ def test_a_hung_account_never_starves_the_others(world: World) -> None:
         assert svc.wait_idle(timeout=10)
     status = world.store.account_status("work")
     assert status is not None and status.error is None  # its pass finished: recovered
+
+
+def test_a_missed_check_that_finds_its_account_busy_looks_again_soon(world: World) -> None:
+    svc = world.service()
+    with svc._job("work", "poll") as go:  # a pass of `work` is running (perhaps stuck)
+        assert go
+        svc._check_job("work", "iv1", "missed check")
+    assert world.calendars["work"].calls == 0  # not run twice at once, and this worker not given to it
+    job = svc.scheduler.get_job("check:work:iv1")
+    assert job is not None and job.trigger.run_date == world.clock.now + timedelta(seconds=30)
+    svc._check_job("work", "iv1", "missed check")  # once the account is free, it runs
+    assert world.calendars["work"].calls == 1

@@ -65,7 +65,8 @@ HEARTBEAT_SECONDS = 60
 MAX_JITTER_SECONDS = 30.0
 MAX_WORKERS = 32  # pass threads; each enabled account needs at most one (its passes never overlap)
 STUCK_FLOOR = timedelta(minutes=10)  # a pass running longer than this (and two intervals) is stuck
-BUSY_RETRY = timedelta(seconds=30)  # a missed check that found its account busy runs again this soon
+BUSY_RETRY = timedelta(seconds=30)
+JOB_PREFIX = {"missed check": "check", "follow-up": "followup"}  # date job ids by what they do; else "wake"  # a missed check that found its account busy runs again this soon
 
 EngineFactory = Callable[[Config, StateStore], Engine]
 
@@ -301,7 +302,7 @@ class Service:
                 self._safely(name, what)
                 return
         if not self._stopping.is_set():  # its account is busy: look again soon, not at the next poll
-            job_id = f"{'check' if what == 'missed check' else 'followup'}:{name}:{occurrence_key}"
+            job_id = f"{JOB_PREFIX.get(what, 'wake')}:{name}:{occurrence_key}"
             when = self._clock() + BUSY_RETRY
             try:
                 self.scheduler.add_job(self._check_job, DateTrigger(run_date=when, timezone=UTC),
@@ -506,12 +507,11 @@ class Service:
         state store); the service only schedules those moments, a few seconds late so the pass sees them.
         """
         enabled = {a.name for a in self.config.accounts if a.enabled}
-        prefix = {"missed check": "check", "follow-up": "followup"}
         wanted: dict[str, tuple[datetime, str, str, str]] = {}
         for wake in evaluation.wakeups:
             when = wake.when.astimezone(UTC) + CHECK_SLACK
             if wake.account in enabled and when > now:
-                job_id = f"{prefix.get(wake.what, 'wake')}:{wake.account}:{wake.occurrence_key}"
+                job_id = f"{JOB_PREFIX.get(wake.what, 'wake')}:{wake.account}:{wake.occurrence_key}"
                 wanted[job_id] = (when, wake.account, wake.occurrence_key, wake.what)
         return wanted
 
