@@ -347,6 +347,22 @@ def cmd_drafts(args: argparse.Namespace, out: Console) -> int:
     return drafts_command(args, out)
 
 
+def cmd_week(args: argparse.Namespace, out: Console) -> int:
+    from daemon.cli.week import week_command
+
+    config = config_from(args)
+    now = parse_now(args.now)
+    if not 1 <= args.days <= 31:
+        raise UserError("--days must be between 1 and 31")
+    if not 60 <= args.width <= 400:
+        raise UserError("--width must be between 60 and 400 columns")
+    with open_engine(config) as engine:
+        if not args.no_poll:
+            _poll_all(engine, now, out)
+        evaluation = engine.evaluate(now)
+    return week_command(args, out, evaluation, config, now)
+
+
 def cmd_report(args: argparse.Namespace, out: Console) -> int:
     from daemon.cli.report import report_command
 

@@ -160,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--config", "-c", type=Path, metavar="PATH", default=argparse.SUPPRESS,
                       help="config file (default: the platform config dir, or $SALVAGE_CONFIG)")
 
+    p = cmds.add("week", "the coming days as a picture: busy time, interviews, clashes and risks")
+    _add_common(p, now=True)
+    p.add_argument("--days", type=int, default=7, help="how many days to draw, from today (default 7)")
+    p.add_argument("--format", choices=("text", "svg", "html"), default="text",
+                   help="text in the terminal (default), or the same picture as an SVG or HTML file")
+    p.add_argument("--output", "-o", type=Path, metavar="FILE",
+                   help="file for --format svg/html (default: ./salvage-week.svg or .html)")
+    p.add_argument("--width", type=int, default=120, help="columns of the svg/html picture (default 120)")
+    _add_no_poll(p)
+
     p = cmds.add("status", "accounts, upcoming interviews, live drafts")
     _add_common(p, now=True)
     _add_format(p)
