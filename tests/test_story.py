@@ -338,6 +338,7 @@ def test_on_google_missed_sent_follow_up_then_re_invited(tmp_path: Path) -> None
         assert s.run(at("2026-11-30 11:15")) == ["withdrawn:thank_you"]
         assert s.case("iv").phase is Phase.CLOSED
 
+    transcripts = []
     for restart in (False, True):
         with GoogleFake() as fake:
             folder = tmp_path / str(restart)
@@ -347,7 +348,9 @@ def test_on_google_missed_sent_follow_up_then_re_invited(tmp_path: Path) -> None
                 story(world)
             finally:
                 world.close()
-            assert fake.count("drafts.send") + fake.count("messages.send") == 0
+            assert fake.count("drafts.send") + fake.count("messages.send") == 0  # Salvage never sends
+        transcripts.append([(when, _portable(snap, folder)) for when, snap in world.transcript])
+    assert transcripts[0] == transcripts[1]
 
 
 def test_on_graph_missed_then_moved_and_an_edit_left_alone(tmp_path: Path, graph: tuple[object, Path]) -> None:

@@ -41,9 +41,9 @@ def next_step(case: Case, tz: tzinfo) -> str:
     if case.phase is Phase.MISSED:
         return str(call_first(case)) + "; then send the apology in your Drafts"
     if case.phase is Phase.AT_RISK:
-        return "a reschedule request is (or will be) in your Drafts"
+        return f"at risk: `salvage preview {short_id(case.key)}` shows what is planned"
     if case.phase is Phase.RESCHEDULE_REQUESTED:
-        return "waiting for a new time"
+        return "reschedule request drafted or sent; waiting for a new time"
     if case.phase is Phase.FOLLOWED_UP:
         return "follow-up sent; waiting for their answer"
     if case.phase is Phase.REBOOKED:
