@@ -142,6 +142,7 @@ class IcsSource:
         calendar = settings
         self._calendar = calendar
         self._sleep = context.sleep
+        self._clock = context.clock
         self._context = context
         self._retry = retry
         self._client: httpx.Client | None = None
@@ -255,7 +256,7 @@ class IcsSource:
                             "last_modified"
                         )
                         return None
-                    _check_status(status, label, resp.headers.get("Retry-After"))
+                    _check_status(status, label, resp.headers.get("Retry-After"), self._clock())
                     chunks: list[bytes] = []
                     size = 0
                     # The timeout bounds each read; a server that trickles a byte at a time would
@@ -296,12 +297,12 @@ class IcsSource:
         return call_with_retry(attempt, self._retry, what=f"GET {label}", sleep=self._sleep)
 
 
-def _check_status(status: int, label: str, retry_after: str | None) -> None:
+def _check_status(status: int, label: str, retry_after: str | None, now: datetime) -> None:
     """Raise the right error for a non-2xx HTTP status."""
     if 200 <= status < 300:
         return
     if status == 429 or 500 <= status < 600:
-        raise TransientError(f"{label}: HTTP {status} from the server", parse_retry_after(retry_after))
+        raise TransientError(f"{label}: HTTP {status} from the server", parse_retry_after(retry_after, now))
     if status in (401, 403):
         raise ProviderError(
             f"{label}: access denied (HTTP {status}); the calendar address may have been reset "

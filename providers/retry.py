@@ -1,12 +1,16 @@
-"""Retrying idempotent remote calls: capped exponential backoff with full jitter, Retry-After honoured."""
+"""Retrying idempotent remote calls: capped exponential backoff with full jitter, Retry-After honoured.
+
+The clock and the sleep are the caller's (a provider passes its context's): nothing here reads the
+wall clock or blocks on its own, so tests drive retries without waiting.
+"""
 
 from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TypeVar
 
 from providers.base import TransientError
@@ -34,7 +38,7 @@ def call_with_retry(
     policy: RetryPolicy = RetryPolicy(),
     *,
     what: str = "request",
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None],
 ) -> T:
     """Call ``fn``; on :class:`TransientError` wait and try again, up to ``policy.attempts`` tries.
 
@@ -56,8 +60,8 @@ def call_with_retry(
             attempt += 1
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date); None if absent or unreadable."""
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds, or an HTTP date compared with ``now``)."""
     if not value:
         return None
     value = value.strip()
@@ -65,7 +69,6 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
-    from datetime import datetime, timezone
     from email.utils import parsedate_to_datetime
 
     try:
@@ -74,4 +77,4 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return max(0.0, (when - now).total_seconds())

@@ -111,6 +111,7 @@ class GoogleSession:
         self.tokens: TokenSource = self.keeper
         self.policy = policy or RetryPolicy()
         self._sleep = ctx.sleep
+        self._clock = ctx.clock
         self._http: Any = None
         self._services: dict[str, Any] = {}
 
@@ -193,7 +194,8 @@ class GoogleSession:
     def _http_error(self, exc: Any, what: str) -> ProviderError:
         status = int(getattr(exc.resp, "status", 0) or 0)
         message, reasons = _error_body(exc.content)
-        retry_after = parse_retry_after(exc.resp.get("retry-after") if hasattr(exc.resp, "get") else None)
+        retry_after = parse_retry_after(exc.resp.get("retry-after") if hasattr(exc.resp, "get") else None,
+                                        self._clock())
         text = f"{what}: HTTP {status}" + (f" {message}" if message else "")
         if reasons & _QUOTA_REASONS:
             return TransientError(f"{text}; backing off", retry_after=max(retry_after or 0.0, QUOTA_BACKOFF_SECONDS))

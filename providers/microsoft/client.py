@@ -63,6 +63,7 @@ class GraphClient:
         self.origin = f"{parsed.scheme}://{parsed.netloc}".lower()
         self.retry = retry or RetryPolicy()
         self.sleep = ctx.sleep
+        self.clock = ctx.clock
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
         self._http = httpx.Client(
             timeout=httpx.Timeout(self.conn.timeout_seconds),
@@ -131,7 +132,7 @@ class GraphClient:
             raise AuthError(f"account {self.account!r}: Microsoft Graph rejected the token ({detail}); "
                             f"run `salvage auth {self.account}`")
         if status in (429, 503):
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
             raise TransientError(f"Microsoft Graph: {what}: HTTP {status} ({detail})", retry_after=retry_after)
         if status >= 500 or status == 408:
             raise TransientError(f"Microsoft Graph: {what}: HTTP {status} ({detail})")
