@@ -39,7 +39,7 @@ from daemon.cli.output import (
 from daemon.config import AccountConfig, Config, json_schema, load_config
 from daemon.core.ids import short_id
 from daemon.core.model import ActionKind, Classification, Event
-from daemon.engine.pipeline import Engine, Evaluation, Outcome, PassReport, find_events
+from daemon.engine.pipeline import Engine, Evaluation, Outcome, PassReport, Result, find_events
 from providers.base import DraftStore, ProviderContext
 
 log = logging.getLogger(f"salvage.{__name__}")
@@ -155,7 +155,7 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
     with InstanceLock(config.state_path), open_engine(config) as engine:
         report = engine.run_once(now, dry_run=args.dry_run)
     print_polls(report, out)
-    made = [o for o in report.outcomes if o.result not in ("kept", "exists")]
+    made = [o for o in report.outcomes if o.result not in (Result.KEPT, Result.EXISTS)]
     label = "dry run: " if args.dry_run else ""
     if made:
         out.print(f"{label}drafts:")
@@ -164,7 +164,7 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
         out.print(f"{label}nothing to do.")
     if args.dry_run:
         for o in report.outcomes:
-            if o.draft is not None and o.result == "would-create":
+            if o.draft is not None and o.result is Result.WOULD_CREATE:
                 out.rule(f"{o.kind} → {', '.join(a.email for a in o.draft.to)}")
                 out.print(f"Subject: {o.draft.subject}", markup=False)
                 out.print(o.draft.text, markup=False)
@@ -305,7 +305,7 @@ def cmd_missed(args: argparse.Namespace, out: Console) -> int:
     print_polls(report, out)
     mine = [o for o in report.outcomes if o.occurrence_key == event.occurrence_key]
     others = [o for o in report.outcomes if o.occurrence_key != event.occurrence_key
-              and o.result not in ("kept", "exists")]
+              and o.result not in (Result.KEPT, Result.EXISTS)]
     print_outcomes(mine, out, titles=report.evaluation)
     if others:
         out.print("The same pass also changed drafts for other interviews:")
@@ -323,7 +323,7 @@ def cmd_done(args: argparse.Namespace, out: Console) -> int:
 def print_call_first(outcomes: list[Outcome], evaluation: Evaluation | None, out: Console) -> None:
     """The loud "phone them first" line, true to why: a missed interview, or a short-notice move."""
     for o in outcomes:
-        if not o.call_first or o.result not in ("created", "updated", "would-create"):
+        if not o.call_first or o.result not in (Result.CREATED, Result.UPDATED, Result.WOULD_CREATE):
             continue
         event = evaluation.by_key.get(o.occurrence_key) if evaluation else None
         title = f" {_escape(event.title)!r}" if event else ""
@@ -464,7 +464,7 @@ def cmd_demo(args: argparse.Namespace, out: Console) -> int:
     out.print("\n[bold]Drafts written[/] (review them in a mail client; Salvage never sends):")
     print_outcomes(report.outcomes, out, titles=evaluation)
     print_call_first(report.outcomes, evaluation, out)
-    first = next((o for o in report.outcomes if o.result == "created"), None)
+    first = next((o for o in report.outcomes if o.result is Result.CREATED), None)
     cfg = _shell_path(config_path)
     out.print(f"\nDrafts: {drafts_dir}  (.eml files: open them in Thunderbird, Apple Mail or Outlook)")
     out.print(f"State:  {output / 'state.sqlite3'}")

@@ -13,7 +13,7 @@ from rich.text import Text
 from daemon.config import Config
 from daemon.core.ids import short_id
 from daemon.core.model import Action, Event, Risk, Severity
-from daemon.engine.pipeline import Evaluation, Outcome, PassReport
+from daemon.engine.pipeline import Evaluation, Outcome, PassReport, Result
 
 _SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -207,7 +207,7 @@ def print_outcomes(outcomes: Iterable[Outcome], out: Console, *, where: str = ""
                    titles: Evaluation | None = None) -> None:
     """What happened to each draft, naming its interview; kept and unchanged drafts are left out."""
     for o in outcomes:
-        if o.result in ("kept", "exists"):
+        if o.result in (Result.KEPT, Result.EXISTS):
             continue
         to = f" → {', '.join(a.email for a in o.draft.to)}" if o.draft else ""
         detail = f" ({_escape(o.detail)})" if o.detail else ""

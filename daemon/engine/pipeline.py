@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import partial
 
 from daemon.config import AccountConfig, Config
@@ -103,6 +104,27 @@ class Evaluation:
 _NO = Classification(occurrence_key="", is_interview=False, score=0.0, reasons=())
 
 
+class Result(StrEnum):
+    """What a pass did with one draft (compared across the engine, the CLI and the service)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    KEPT = "kept"
+    EXISTS = "exists"  # dry run: the draft is there already
+    WOULD_CREATE = "would-create"  # dry run
+    WOULD_CHECK = "would-check"  # dry run: a live draft whose reason is gone
+    EDITED = "edited"
+    SENT = "sent"
+    DELETED = "deleted"
+    WITHDRAWN = "withdrawn"
+    DONE_SENT = "done (sent)"  # sent in an earlier pass
+    DONE_DELETED = "done (deleted)"  # deleted by the user in an earlier pass: never re-created
+    FAILED = "failed"
+
+
+_FATE_RESULT = {DraftState.EDITED: Result.EDITED, DraftState.SENT: Result.SENT, DraftState.DELETED: Result.DELETED}
+
+
 @dataclass
 class Outcome:
     """What happened to one planned or live draft in a pass."""
@@ -111,7 +133,7 @@ class Outcome:
     account: str
     occurrence_key: str
     kind: str
-    result: str  # created, updated, kept, edited, sent, deleted, withdrawn, would-create, failed, ...
+    result: Result
     detail: str = ""
     draft: DraftMessage | None = None
     notes: tuple[str, ...] = ()
@@ -392,32 +414,32 @@ class Engine:
             return step()
         except AuthError as exc:
             self._failed(account, now, str(exc), needs_auth=True, from_poll=False)
-            return Outcome(key, account, occurrence, kind, "failed", f"needs `salvage auth {account}`: {exc}")
+            return Outcome(key, account, occurrence, kind, Result.FAILED, f"needs `salvage auth {account}`: {exc}")
         except ProviderError as exc:
             # Never a fate: the draft keeps its state and is looked at again at the next pass.
             self._warn_once(account, f"draft {key[:8]}: {exc}")
             errors.setdefault(account, str(exc))
-            return Outcome(key, account, occurrence, kind, "failed", str(exc))
+            return Outcome(key, account, occurrence, kind, Result.FAILED, str(exc))
         except Exception as exc:  # noqa: BLE001 - one draft's failure must not stop the others
             log.warning("%s: draft %s failed: %s: %s", account, key[:8], type(exc).__name__, exc)
             log.debug("draft failure", exc_info=True)
-            return Outcome(key, account, occurrence, kind, "failed", f"{type(exc).__name__}: {exc}")
+            return Outcome(key, account, occurrence, kind, Result.FAILED, f"{type(exc).__name__}: {exc}")
 
     def _realise(self, action: Action, evaluation: Evaluation, now: datetime, dry_run: bool) -> Outcome:
         event = evaluation.event_for(action.occurrence_key)
         assert event is not None, "the planner plans only for events it was given or cases it keeps"
         account = self.config.account(action.account)
-        def outcome(result: str, detail: str = "", draft: DraftMessage | None = None) -> Outcome:
+        def outcome(result: Result, detail: str = "", draft: DraftMessage | None = None) -> Outcome:
             return _for_action(action, result, detail, draft)
 
         record = self.store.draft(action.key)
         if record is not None and record.state in (DraftState.DELETED, DraftState.SENT):
-            return outcome(f"done ({record.state.value})",
+            return outcome(Result.DONE_DELETED if record.state is DraftState.DELETED else Result.DONE_SENT,
                            "you deleted this draft; it is not re-created" if record.state is DraftState.DELETED
                            else "already sent")
         if dry_run:
             draft = self.render(action, event, now)
-            verb = "would-create" if record is None or record.state is DraftState.WITHDRAWN else "exists"
+            verb = Result.WOULD_CREATE if record is None or record.state is DraftState.WITHDRAWN else Result.EXISTS
             return outcome(verb, draft=draft)
         mailbox = self._mailbox(account)
         if record is not None and record.state is DraftState.PENDING:
@@ -440,7 +462,7 @@ class Engine:
             if same or not mailbox.capabilities.detects_edits:  # never overwrite what may be the user's
                 if record.state is not DraftState.UNTOUCHED:
                     self.store.update_draft(action.key, DraftState.UNTOUCHED, now)
-                return outcome("kept", "" if same else "this mailbox cannot tell your edits; left as it is",
+                return outcome(Result.KEPT, "" if same else "this mailbox cannot tell your edits; left as it is",
                                draft=draft)
             # Say what is about to change first: a crash after the rewrite and before the commit must
             # not make our own new text look like the user's edit.
@@ -449,7 +471,7 @@ class Engine:
             self.store.update_draft(action.key, DraftState.UNTOUCHED, now, ref=ref,
                                     event_start=_start(event), subject=draft.subject, slots=action.slots)
             log.info("%s: updated %s draft for %r", action.account, action.kind.value, event.title)
-            return outcome("updated", "the interview or the plan changed", draft)
+            return outcome(Result.UPDATED, "the interview or the plan changed", draft)
         state = _FATE_STATE[fate]
         if state is not record.state:
             self.store.update_draft(action.key, state, now)
@@ -459,7 +481,7 @@ class Engine:
             DraftState.DELETED: "you deleted it; it will not be re-created" if mailbox.capabilities.detects_sent
             else "you sent or deleted it; it will not be re-created",
         }[state]
-        return outcome(state.value, detail)
+        return outcome(_FATE_RESULT[state], detail)
 
     @staticmethod
     def _thread_for(record: DraftRecord) -> ThreadInfo | None:
@@ -509,14 +531,14 @@ class Engine:
                 self.store.update_draft(action.key, DraftState.UNTOUCHED, now, ref=found)
                 log.info("%s: found the %s draft for %r already in the mailbox", action.account,
                          action.kind.value, event.title)
-                return _for_action(action, "kept", "already in your Drafts", draft)
+                return _for_action(action, Result.KEPT, "already in your Drafts", draft)
             # Other words than ours now: your edit, or our older text. We cannot tell, so it is yours.
             # The ref carries the fingerprint of our text, so the draft keeps reading as edited.
             self.store.update_draft(action.key, DraftState.EDITED, now,
                                     ref=replace(found, fingerprint=fingerprint(draft.text)))
             log.info("%s: found the %s draft for %r in the mailbox with other content; leaving it alone",
                      action.account, action.kind.value, event.title)
-            return _for_action(action, "edited", "found in your Drafts with other content; left alone", draft)
+            return _for_action(action, Result.EDITED, "found in your Drafts with other content; left alone", draft)
         ref = mailbox.create(draft)
         if thread is not None and thread.message_id:
             extra = dict(ref.extra)
@@ -528,27 +550,27 @@ class Engine:
         self.store.update_draft(action.key, DraftState.UNTOUCHED, now, ref=ref)
         log.info("%s: created %s draft for %r to %s", action.account, action.kind.value, event.title,
                  ", ".join(a.email for a in draft.to))
-        return _for_action(action, "created", draft=draft)
+        return _for_action(action, Result.CREATED, draft=draft)
 
     def _retire(self, record: DraftRecord, now: datetime, dry_run: bool) -> Outcome:
         """A live draft whose reason is gone: withdraw it if untouched, else record its fate."""
-        def outcome(result: str, detail: str = "") -> Outcome:
+        def outcome(result: Result, detail: str = "") -> Outcome:
             return Outcome(record.key, record.account, record.occurrence_key, record.kind.value, result, detail)
 
         if dry_run:
-            return outcome("would-check", "reason gone")
+            return outcome(Result.WOULD_CHECK, "reason gone")
         mailbox = self._mailbox(self.config.account(record.account))
         ref = record.ref
         if record.state is DraftState.PENDING:
             ref = mailbox.find_by_key(record.key)
             if ref is None:
                 self.store.update_draft(record.key, DraftState.WITHDRAWN, now)
-                return outcome("withdrawn", "never created; reason gone")
+                return outcome(Result.WITHDRAWN, "never created; reason gone")
         assert ref is not None
         if record.ref is not None:
             fate = self._fate(mailbox, record, now)
             if fate is None:
-                return outcome("withdrawn", "the reason for it is gone")
+                return outcome(Result.WITHDRAWN, "the reason for it is gone")
             ref = (self.store.draft(record.key) or record).ref or ref
         else:
             fate = mailbox.fate(ref)
@@ -557,12 +579,12 @@ class Engine:
             mailbox.delete(ref)
             self.store.update_draft(record.key, DraftState.WITHDRAWN, now, ref=ref)
             log.info("%s: withdrew %s draft (reason gone)", record.account, record.kind.value)
-            return outcome("withdrawn", "the reason for it is gone")
+            return outcome(Result.WITHDRAWN, "the reason for it is gone")
         state = _FATE_STATE[fate]
         if state is not record.state:
             self.store.update_draft(record.key, state, now)
         detail = "reason gone, but you edited it: left alone" if state is DraftState.EDITED else state.value
-        return outcome(state.value, detail)
+        return outcome(_FATE_RESULT[state], detail)
 
     def _fate(self, mailbox: DraftStore, record: DraftRecord, now: datetime) -> DraftFate | None:
         """The draft's fate, finishing a change a crash interrupted; None: it is withdrawn (by us).
@@ -632,7 +654,7 @@ def _describe_event(event: Event) -> str:
     return f"event {one_line(event.title, 80)!r} at {start}"
 
 
-def _for_action(action: Action, result: str, detail: str = "", draft: DraftMessage | None = None) -> Outcome:
+def _for_action(action: Action, result: Result, detail: str = "", draft: DraftMessage | None = None) -> Outcome:
     return Outcome(action.key, action.account, action.occurrence_key, action.kind.value, result, detail, draft,
                    action.notes, action.call_first, action.phone)
 

@@ -48,7 +48,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from daemon import __version__
 from daemon.config import AccountConfig, Config, ConfigError, load_config
 from daemon.core.model import ActionKind, utc_now
-from daemon.engine.pipeline import Engine, Evaluation, Outcome, PassReport
+from daemon.engine.pipeline import Engine, Evaluation, Outcome, PassReport, Result
 from daemon.engine.state import LIVE_STATES, StateStore
 from daemon.service.health import HEALTH_VERSION, accounts_health, health_path, read_health, write_health
 from daemon.service.lock import InstanceLock, LockError
@@ -409,7 +409,7 @@ class Service:
 
     def _after_pass(self, report: PassReport, now: datetime) -> None:
         for outcome in report.outcomes:
-            if outcome.call_first and outcome.result == "created":
+            if outcome.call_first and outcome.result is Result.CREATED:
                 self._call_first(outcome, report.evaluation)
         if report.evaluation is not None and not self._stopping.is_set():
             self._schedule_checks(report.evaluation, now)
