@@ -23,7 +23,7 @@ from daemon.config import AccountConfig, Config, load_config
 from daemon.core.model import ActionKind, DraftState, Event
 from daemon.engine.pipeline import Engine
 from daemon.engine.state import StateStore
-from daemon.service.health import read_health
+from daemon.service.health import read_health, service_state
 from daemon.service.scheduler import CHECK_SLACK, MAX_BACKOFF, Service, backoff_delay, poll_jitter
 from providers.base import (
     AuthError,
@@ -576,3 +576,58 @@ def test_a_missed_check_that_finds_its_account_busy_looks_again_soon(world: Worl
     assert job is not None and job.trigger.run_date == world.clock.now + timedelta(seconds=30)
     svc._check_job("work", "iv1", "missed check")  # once the account is free, it runs
     assert world.calendars["work"].calls == 1
+
+
+# ---- a state file damaged while the service runs (issue 8, item 9) -------------------------------
+
+
+def _damage(path: Path) -> None:
+    """Overwrite the database and its WAL files in place, as a bad disk or a stray `cp` would."""
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            size = part.stat().st_size
+            part.write_bytes((b"not a db" * (size // 8 + 1))[:size])
+
+
+def test_a_state_file_damaged_mid_run_is_reported_once_and_retried(world: World, tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from daemon.cli import main
+
+    world.calendars["work"].events = clash(TOMORROW_2PM)
+    svc = world.service()
+    svc._poll_job("work")
+    assert read_health(svc.health_file)["ok"] is True
+    _damage(world.config.state_path)
+    caplog.set_level(logging.DEBUG, logger="salvage")
+    for _ in range(4):  # polls and the heartbeat keep coming
+        world.clock.advance(minutes=5)
+        svc._poll_job("work")
+        svc._poll_job("home")
+        svc._heartbeat()
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1 and "cannot be used" in errors[0].getMessage(), [r.getMessage() for r in errors]
+    health = read_health(svc.health_file)
+    assert health["ok"] is False and "not a database" in health["state_error"]
+    assert health["updated"] == world.clock.now.isoformat()  # fresh, so monitors see it alive but failing
+
+    code = main(["status", "--config", str(world.config_path), "--exit-code"])
+    out = capsys.readouterr().out
+    assert code == 1 and "cannot be read: cannot open state file" in out and "not a database" in out
+    said = service_state(health, world.clock.now)
+    assert said.problem and said.state == "state-error" and "keeps trying" in said.detail
+
+    # The user moves the damaged file aside: the next poll starts a new state and goes on.
+    for suffix in ("", "-wal", "-shm"):
+        part = world.config.state_path.with_name(world.config.state_path.name + suffix)
+        if part.exists():
+            part.rename(tmp_path / f"damaged{suffix}")
+    logging.getLogger().addHandler(caplog.handler)  # `salvage status` set up its own logging
+    logging.getLogger("salvage").setLevel(logging.DEBUG)
+    caplog.clear()
+    svc._poll_job("work")
+    assert svc.state_error is None and any("can be used again" in r.getMessage() for r in caplog.records)
+    health = read_health(svc.health_file)
+    assert health["ok"] is True and "state_error" not in health
+    svc.close()

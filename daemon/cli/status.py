@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from daemon.cli.common import config_from, dump_json, parse_now
 from daemon.cli.output import fmt_instant, interview_json, interviews_table
 from daemon.config import Config
 from daemon.core.model import DraftState, RiskKind, utc_now
-from daemon.engine.state import LIVE_STATES, DraftRecord, StateStore
+from daemon.engine.state import LIVE_STATES, DraftRecord, StateError, StateStore
 from daemon.service.health import (
     account_json,
     accounts_health,
@@ -59,21 +60,25 @@ def status_command(args: argparse.Namespace, out: Console) -> int:
     histories: dict[str, list[dict[str, str]]] = {}
     evaluation = None
     evaluation_error = None
+    state_error = None
+    accounts = [account_json(a, None) for a in config.accounts]
     if config.state_path.exists():
-        with StateStore.open(config.state_path) as store:
-            accounts = accounts_health(config, store)
-            drafts = sorted(store.drafts(states=LIVE_STATES),
-                            key=lambda d: (d.event_start or d.created, d.account, d.kind.value))
-            evaluation, evaluation_error = _evaluate(config, store, now)
-            if evaluation is not None:
-                histories = {c.key: [{"at": e.at.isoformat(), "phase": e.phase.value, "note": e.note}
-                                     for e in store.case_history(c.key)]
-                             for c in open_cases(evaluation.cases.values())}
-    else:
-        accounts = [account_json(a, None) for a in config.accounts]
+        try:
+            with StateStore.open(config.state_path) as store:
+                accounts = accounts_health(config, store)
+                drafts = sorted(store.drafts(states=LIVE_STATES),
+                                key=lambda d: (d.event_start or d.created, d.account, d.kind.value))
+                evaluation, evaluation_error = _evaluate(config, store, now)
+                if evaluation is not None:
+                    histories = {c.key: [{"at": e.at.isoformat(), "phase": e.phase.value, "note": e.note}
+                                         for e in store.case_history(c.key)]
+                                 for c in open_cases(evaluation.cases.values())}
+        except (StateError, sqlite3.DatabaseError) as exc:  # damaged: say so, show what the health file knows
+            state_error = f"the state file {config.state_path} cannot be read: {exc}"
+            drafts, evaluation, histories = [], None, {}
     failing = [a for a in accounts if a["enabled"] and (not a["ok"] or a["needs_auth"])]
     upcoming = _upcoming(evaluation, config, now)
-    problem = bool(failing) or service.problem
+    problem = bool(failing) or service.problem or state_error is not None
 
     if getattr(args, "format", "table") == "json":
 
@@ -88,6 +93,7 @@ def status_command(args: argparse.Namespace, out: Console) -> int:
                 "detail": service.detail,
             },
             "state_file": str(config.state_path),
+            "state_error": state_error,
             "accounts": accounts,
             "interviews": [interview_json(e, evaluation) for e in upcoming] if evaluation else [],
             "evaluation_error": evaluation_error,
@@ -100,13 +106,16 @@ def status_command(args: argparse.Namespace, out: Console) -> int:
         since = f", last heartbeat {fmt_instant(service.updated, tz)}" if service.updated else ""
         pid = f" (pid {service.pid})" if service.pid and service.state != "stopped" else ""
         out.print(f"service: [{style}]{escape(service.detail)}[/]{pid}{since}")
+        if state_error:
+            out.print(f"[red]{escape(state_error)}[/]: restore it from a backup, or stop the service and move it "
+                      "aside (a new one is made)")
         out.print(_accounts_table(accounts, config))
         if evaluation_error:
             out.print(f"[red]could not evaluate the calendars: {escape(evaluation_error)}[/]")
         elif evaluation is not None:
             _print_interviews(evaluation, upcoming, config, now, out)
             print_cases(evaluation.cases.values(), config, out)
-        else:
+        elif state_error is None:
             out.print("No state yet: start the service with `salvage run`.")
         _print_drafts(drafts, config, out)
     if getattr(args, "exit_code", False) and problem:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -249,6 +250,8 @@ class Engine:
         except ProviderError as exc:
             self._failed(account.name, now, str(exc))
             return PollOutcome(account.name, False, str(exc))
+        except sqlite3.DatabaseError:
+            raise  # the state file, not this account: the caller says so once for all
         except Exception as exc:  # noqa: BLE001 - one account's bug must not stop the others
             log.debug("poll of %s crashed", account.name, exc_info=True)
             message = f"unexpected error: {type(exc).__name__}: {exc}"
@@ -420,6 +423,8 @@ class Engine:
             self._warn_once(account, f"draft {key[:8]}: {exc}")
             errors.setdefault(account, str(exc))
             return Outcome(key, account, occurrence, kind, Result.FAILED, str(exc))
+        except sqlite3.DatabaseError:
+            raise  # a damaged state file is not this draft's failure; the caller reports it once
         except Exception as exc:  # noqa: BLE001 - one draft's failure must not stop the others
             log.warning("%s: draft %s failed: %s: %s", account, key[:8], type(exc).__name__, exc)
             log.debug("draft failure", exc_info=True)

@@ -86,14 +86,14 @@ def accounts_health(config: Config, store: StateStore) -> list[dict[str, Any]]:
 class ServiceState:
     """What the health file says about the service, checked against the process table and clock."""
 
-    state: str  # running, stopped, not-responding, dead, never-run
+    state: str  # running, state-error, stopped, not-responding, dead, never-run
     pid: int | None
     updated: datetime | None
     detail: str
 
     @property
     def problem(self) -> bool:
-        return self.state in ("not-responding", "dead")
+        return self.state in ("not-responding", "dead", "state-error")
 
 
 def service_state(health: dict[str, Any] | None, now: datetime) -> ServiceState:
@@ -108,6 +108,8 @@ def service_state(health: dict[str, Any] | None, now: datetime) -> ServiceState:
         return ServiceState("dead", pid, updated, "not running: it was killed or crashed (no clean stop)")
     if updated is None or now - updated > STALE_AFTER:
         return ServiceState("not-responding", pid, updated, "running but its heartbeat stopped")
+    if isinstance(health.get("state_error"), str):
+        return ServiceState("state-error", pid, updated, f"running, but {health['state_error']} (it keeps trying)")
     return ServiceState("running", pid, updated, "running")
 
 

@@ -31,6 +31,7 @@ import os
 import random
 import select
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -49,8 +50,15 @@ from daemon import __version__
 from daemon.config import AccountConfig, Config, ConfigError, load_config
 from daemon.core.model import ActionKind, utc_now
 from daemon.engine.pipeline import Engine, Evaluation, Outcome, PassReport, Result
-from daemon.engine.state import LIVE_STATES, StateStore
-from daemon.service.health import HEALTH_VERSION, accounts_health, health_path, read_health, write_health
+from daemon.engine.state import LIVE_STATES, StateError, StateStore
+from daemon.service.health import (
+    HEALTH_VERSION,
+    account_json,
+    accounts_health,
+    health_path,
+    read_health,
+    write_health,
+)
 from daemon.service.lock import InstanceLock, LockError
 from daemon.service.notify import call_script, desktop_command, notify
 
@@ -153,6 +161,10 @@ class Service:
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
         self.passes = 0
+        self.state_error: str | None = None  # set while the state file cannot be used
+        self._reopened = False  # the store is one this service opened (after a damaged file)
+        self._reopen_lock = threading.Lock()
+        self._retired: list[tuple[Engine, StateStore]] = []  # replaced after damage; closed at close()
 
     # ---- life cycle (main thread) ---------------------------------------------------------------
 
@@ -253,7 +265,16 @@ class Service:
             return self._meta.wait_for(lambda: not self._running, timeout=timeout)
 
     def close(self) -> None:
-        """Release the wake-up pipe (after the signal handlers are gone)."""
+        """Release the wake-up pipe (after the signal handlers are gone), and a store it reopened."""
+        for engine, store in self._retired:
+            engine.close()
+            try:
+                store.close()
+            except sqlite3.Error:
+                pass
+        self._retired.clear()
+        if self._reopened:
+            self.store.close()
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)
@@ -313,17 +334,70 @@ class Service:
 
     def _safely(self, name: str, what: str) -> None:
         try:
+            if self.state_error is not None:
+                self._reopen_store()  # the user may have restored or moved the file aside meanwhile
             self._pass(name, what)
+        except (sqlite3.DatabaseError, StateError) as exc:
+            self._state_failed(exc)
+            return
         except Exception as exc:  # noqa: BLE001 - e.g. the disk is full; the next job tries again
             log.error("%s: %s failed: %s: %s", name, what, type(exc).__name__, exc)
             log.debug("%s failed", what, exc_info=True)
+            return
+        if self.state_error is not None:
+            log.info("the state file %s can be used again", self.config.state_path)
+            self.state_error = None
+            self._write_health(self._clock())
+
+    # ---- a state file that cannot be used -------------------------------------------------------
+
+    def _state_failed(self, exc: Exception) -> None:
+        """A damaged or vanished state file: say so once (log, health file), keep trying at each job."""
+        reason = str(exc)
+        prefix = f"cannot open state file {self.config.state_path}: "
+        if reason.startswith(prefix):  # the same damage, found when reopening
+            reason = reason[len(prefix):]
+        message = f"the state file {self.config.state_path} cannot be used: {reason}"
+        with self._reopen_lock:  # passes of several accounts find it at once: one of them says so
+            first, self.state_error = message != self.state_error, message
+        if first:
+            log.error("%s; Salvage keeps trying at every poll. If this lasts, stop the service and move the "
+                      "file aside (a new one is made)",
+                      message)
+        else:
+            log.debug("%s", message)
+        self._write_health(self._clock())
+
+    def _reopen_store(self) -> None:
+        """Open the state file afresh and rebuild the engine over it (raises while it stays unusable).
+
+        Other accounts' passes may still hold the old engine and store: those are kept (and fail
+        quietly, the same damage) until the service closes, never closed under a running pass.
+        """
+        with self._reopen_lock:
+            if self.state_error is None:
+                return  # another pass reopened it and recovered meanwhile
+            fresh = StateStore.open(self.config.state_path, check_same_thread=False)
+            try:
+                fresh.account_status(self.config.accounts[0].name if self.config.accounts else "")
+            except sqlite3.DatabaseError:
+                fresh.close()
+                raise
+            self._retired.append((self.engine, self.store))
+            self.engine = self._engine_factory(self.config, fresh)
+            self.store = fresh
+            self._reopened = True
 
     def _heartbeat(self) -> None:
         """Every minute, on its own thread: report stuck passes, rewrite the health file."""
         if self._stopping.is_set():
             return
         now = self._clock()
-        self._report_stuck(now)
+        try:
+            self._report_stuck(now)
+        except (sqlite3.DatabaseError, StateError) as exc:
+            self._state_failed(exc)  # writes the health file, saying so
+            return
         self._write_health(now)
 
     def _report_stuck(self, now: datetime) -> None:
@@ -523,12 +597,11 @@ class Service:
 
     def health(self, now: datetime) -> dict[str, Any]:
         """The health file's content (see docs/service.md)."""
-        accounts = accounts_health(self.config, self.store)
         checks = sorted(
             when for j in self.scheduler.get_jobs()
             if j.id.startswith(("check:", "followup:")) and (when := _next_run(j)) is not None
         )
-        return {
+        base = {
             "version": HEALTH_VERSION,
             "state": "running",
             "pid": os.getpid(),
@@ -537,12 +610,21 @@ class Service:
             "updated": now.astimezone(UTC).isoformat(),
             "dry_run": self.dry_run,
             "state_file": str(self.config.state_path),
-            "ok": all(a["ok"] for a in accounts if a["enabled"]),
-            "accounts": accounts,
-            "live_drafts": len(self.store.drafts(states=LIVE_STATES)),
             "scheduled_checks": len(checks),
             "next_check": checks[0].astimezone(UTC).isoformat() if checks else None,
         }
+        if self.state_error is None:
+            try:
+                accounts = accounts_health(self.config, self.store)
+                live = len(self.store.drafts(states=LIVE_STATES))
+            except sqlite3.DatabaseError as exc:  # found by the heartbeat: say so, keep the file fresh
+                self.state_error = f"the state file {self.config.state_path} cannot be used: {exc}"
+                log.error("%s; Salvage keeps trying at every poll", self.state_error)
+            else:
+                return {**base, "ok": all(a["ok"] for a in accounts if a["enabled"]), "accounts": accounts,
+                        "live_drafts": live}
+        return {**base, "ok": False, "state_error": self.state_error,
+                "accounts": [account_json(a, None) for a in self.config.accounts], "live_drafts": None}
 
     def _write_health(self, now: datetime) -> None:
         try:
@@ -620,8 +702,9 @@ def serve(config_path: Path | None, *, dry_run: bool = False) -> int:
             service.start()
             service.wait()
             clean = service.shutdown()
-        service.close()
-        if clean:
+        reopened = service.store is not store
+        service.close()  # closes a store it reopened itself
+        if clean and not reopened:
             store.close()
     finally:
         if clean:
