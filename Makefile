@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_mailboxes.py
 	$(BIN)/python benchmarks/bench_idle.py --seconds 300
 	$(BIN)/python benchmarks/bench_scale.py
+	$(BIN)/python benchmarks/bench_pathological.py
 
 clean:
 	rm -rf $(VENV) salvage-demo build dist *.egg-info
