@@ -51,7 +51,7 @@ from providers.base import (
     TokenSource,
     TransientError,
 )
-from providers.mime import KEY_HEADER, build_message, fingerprint, parse_message, plain_body
+from providers.mime import KEY_HEADER, fingerprint, message_bytes, parse_message, plain_body
 from providers.secret import PasswordError, check_password_source, read_password
 
 log = logging.getLogger(f"salvage.{__name__}")
@@ -163,7 +163,7 @@ class ImapDraftStore:
     def create(self, draft: DraftMessage) -> DraftRef:
         """APPEND the draft to Drafts with ``\\Draft``; a lost answer is checked by key, never re-sent blindly."""
         when = self._now()
-        raw = bytes(build_message(draft, date=when))
+        raw = message_bytes(draft, date=when)  # exactly the bytes that were read back and checked
         msgid = _header(raw, "Message-ID")
 
         def append(client: IMAPClient, retrying: bool) -> int | None:
@@ -210,7 +210,7 @@ class ImapDraftStore:
         """Append the new content, then delete every older copy carrying the same key."""
         when = self._now()
         new_print = fingerprint(draft.text)
-        raw = bytes(build_message(draft, date=when))
+        raw = message_bytes(draft, date=when)  # exactly the bytes that were read back and checked
         msgid = _header(raw, "Message-ID")
         key = draft.key
 
