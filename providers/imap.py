@@ -90,7 +90,11 @@ class ImapSettings(ProviderSection):
         "tls", description="tls (implicit TLS), starttls, or none (only for a server on this machine)."
     )
     username: str = Field(description="The login name (often your email address).")
-    auth: Literal["password"] = Field("password", description="password: a password or app password.")
+    auth: Literal["password", "xoauth2"] = Field(
+        "password",
+        description="password (a password or app password), or xoauth2: Gmail's IMAP with the account's "
+        "google: sign-in (set google.imap_access: true and run `salvage auth`).",
+    )
     password_env: str | None = Field(
         None, description="Name of an environment variable holding the password or app password."
     )
@@ -122,7 +126,38 @@ class ImapSettings(ProviderSection):
 
 def open_drafts(settings: ImapSettings, context: ProviderContext) -> ImapDraftStore:
     """The draft store for an account whose drafts go to an IMAP mailbox."""
-    return ImapDraftStore(settings, context)
+    token = xoauth2_tokens(context) if settings.auth == "xoauth2" else None
+    return ImapDraftStore(settings, context, token=token)
+
+
+def xoauth2_tokens(context: ProviderContext) -> TokenSource:
+    """Access tokens for XOAUTH2 from the account's Google sign-in, which must include Gmail's IMAP scope."""
+    if "google" not in context.connections:
+        raise ProviderError(
+            f"account {context.account!r}: auth: xoauth2 signs in with the account's google: section "
+            "(Gmail), and there is none. For Outlook.com use an app password, or drafts: {type: microsoft}."
+        )
+    from providers.google.auth import GMAIL_IMAP, GoogleTokenSource
+    from providers.google.settings import GoogleSettings
+
+    conn = context.connection("google", GoogleSettings)
+    if not conn.imap_access:
+        raise ProviderError(f"account {context.account!r}: auth: xoauth2 needs google.imap_access: true "
+                            f"(then run `salvage auth {context.account}`)")
+    source = GoogleTokenSource(conn, context)
+
+    class _GmailImap:
+        """The Google grant's tokens, once it is known to cover IMAP."""
+
+        def token(self, *, force_refresh: bool = False) -> str:
+            creds = source.credentials
+            granted = set(creds.scopes or ()) | set(getattr(creds, "granted_scopes", None) or ())
+            if granted and GMAIL_IMAP not in granted:
+                raise AuthError(f"account {context.account!r}: the Google sign-in does not include IMAP access "
+                                f"({GMAIL_IMAP}); run `salvage auth {context.account}`")
+            return source.token(force_refresh=force_refresh)
+
+    return _GmailImap()
 
 
 PROVIDER = Provider(name="imap", drafts=Role(ImapSettings, "providers.imap:open_drafts"))
@@ -380,7 +415,10 @@ class ImapDraftStore:
         s = self.settings
         try:
             if self._token is not None:
-                client.oauth2_login(s.username, self._token.token())
+                try:
+                    client.oauth2_login(s.username, self._token.token())
+                except LoginError:  # an access token that just expired or was revoked: one fresh try
+                    client.oauth2_login(s.username, self._token.token(force_refresh=True))
             else:
                 client.login(s.username, read_password(self.account, s.password_env, s.password_file))
         except LoginError as exc:

@@ -150,9 +150,10 @@ def open_drafts(account: AccountConfig, ctx: ProviderContext) -> DraftStore:
 def auth_kinds(account: AccountConfig) -> list[str]:
     """The provider kinds of an account that need interactive authorisation."""
     kinds: list[str] = []
-    for section in (account.calendar, account.drafts):
-        kind = section.kind
-        spec = provider(kind)
+    # A sign-in section of its own (google:, microsoft:) also serves other providers of the account,
+    # e.g. imap drafts signing in to Gmail with XOAUTH2.
+    for kind in [account.calendar.kind, account.drafts.kind, *sorted(account.connections)]:
+        spec = provider(kind) if kind in PROVIDERS else None
         if spec is not None and spec.authenticate and kind not in kinds:
             kinds.append(kind)
     return kinds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -322,7 +323,7 @@ def test_common_folder_names_when_the_server_marks_none(tmp_path: Path, monkeypa
 def test_xoauth2_login_uses_the_token_source(dovecot: Dovecot, user: str, tmp_path: Path) -> None:
     # Dovecot's passwd-file passdb checks an XOAUTH2 bearer token like a password.
     config = parse_config(config_text(dovecot, user, tmp_path))
-    tokens = iter(["bad-token", "s3cret-app-password"])
+    tokens = iter(["bad-token", "still-bad", "s3cret-app-password"])
 
     class Tokens:  # a TokenSource handing out one token per login
         def token(self, *, force_refresh: bool = False) -> str:
@@ -330,10 +331,53 @@ def test_xoauth2_login_uses_the_token_source(dovecot: Dovecot, user: str, tmp_pa
 
     box = ImapDraftStore(config.accounts[0].drafts, registry.context(config.accounts[0], config),  # type: ignore[arg-type]
                          token=Tokens())
-    with pytest.raises(AuthError, match="salvage auth mail"):
+    with pytest.raises(AuthError, match="salvage auth mail"):  # refused, and refused again when refreshed
         box.find_by_key("k1")
     assert box.find_by_key("k1") is None
     box.close()
+
+
+def test_gmail_xoauth2_with_the_google_sign_in(tmp_path: Path) -> None:
+    """auth: xoauth2 takes its token from the account's google: grant, which must cover IMAP."""
+    from fakes.google_fake import ALL_SCOPES, GoogleFake
+
+    from providers.google.auth import GMAIL_IMAP
+
+    with GoogleFake() as fake:
+        tokens = tmp_path / "tokens" / "gmail.json"
+        fake.token_file(tokens, scopes=[*ALL_SCOPES, GMAIL_IMAP], valid_access=True)
+        access = json.loads(tokens.read_text())["token"]
+        server = make_server()
+        try:
+            server.add_user("alex@gmail.example", access)  # Dovecot checks the bearer token like a password
+            server.start()
+            (tmp_path / "cal.ics").write_text("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n")
+            text = f"""
+user: {{name: Alex Morgan, email: {ME}, timezone: Europe/London}}
+accounts:
+  - name: gmail
+    calendar: {{type: ics, path: {tmp_path / 'cal.ics'}}}
+    drafts: {{type: imap, host: 127.0.0.1, port: {server.port}, security: none, username: alex@gmail.example,
+              auth: xoauth2}}
+    google: {{token_file: {tokens}, imap_access: IMAP}}
+"""
+            config = parse_config(text.replace("IMAP", "true"))
+            account = config.accounts[0]
+            assert registry.auth_kinds(account) == ["google"]  # `salvage auth gmail` signs in to Google
+            box = registry.open_drafts(account, registry.context(account, config))
+            assert box.fate(box.create(message())) is DraftFate.UNTOUCHED
+            box.close()  # type: ignore[attr-defined]
+            narrow = tmp_path / "tokens" / "narrow.json"
+            fake.token_file(narrow, valid_access=True)  # an older grant, made without imap_access
+            config = parse_config(text.replace("IMAP", "true").replace(str(tokens), str(narrow)))
+            account = config.accounts[0]
+            with pytest.raises(AuthError, match="does not include IMAP access"):
+                registry.open_drafts(account, registry.context(account, config)).find_by_key("k1")
+            config = parse_config(text.replace("IMAP", "false"))
+            with pytest.raises(ProviderError, match="imap_access: true"):
+                registry.open_drafts(config.accounts[0], registry.context(config.accounts[0], config))
+        finally:
+            remove(server)
 
 
 def test_config_rejects_cleartext_to_a_remote_host_and_missing_passwords(tmp_path: Path) -> None:

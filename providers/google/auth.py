@@ -28,6 +28,7 @@ log = logging.getLogger(f"salvage.{__name__}")
 CALENDAR_READONLY = "https://www.googleapis.com/auth/calendar.readonly"
 GMAIL_COMPOSE = "https://www.googleapis.com/auth/gmail.compose"
 GMAIL_READONLY = "https://www.googleapis.com/auth/gmail.readonly"
+GMAIL_IMAP = "https://mail.google.com/"  # the only scope Gmail's IMAP accepts (XOAUTH2)
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 GOOGLE_AUTH_URI = "https://accounts.google.com/o/oauth2/auth"
 DOCS = "docs/google.md"
@@ -42,6 +43,8 @@ def scopes_for(conn: GoogleSettings) -> list[str]:
     scopes = [CALENDAR_READONLY, GMAIL_COMPOSE]
     if conn.read_mail:
         scopes.append(GMAIL_READONLY)
+    if conn.imap_access:
+        scopes.append(GMAIL_IMAP)
     return scopes
 
 

@@ -29,6 +29,12 @@ class GoogleSettings(ProviderSection):
         description="Ask for gmail.readonly to thread drafts under the invitation and tell "
         "sent from deleted drafts. false: unthreaded drafts, compose scope only.",
     )
+    imap_access: bool = Field(
+        False,
+        description="Also ask for https://mail.google.com/ so that imap drafts with auth: xoauth2 can "
+        "sign in to Gmail's IMAP. That scope is full mail access (it can send); prefer drafts: "
+        "{type: google}, which needs none of it.",
+    )
     api_endpoint: str | None = Field(None, description="Base URL override (proxies, testing).")
     token_uri: str | None = Field(None, description="OAuth token endpoint override.")
     auth_uri: str | None = Field(None, description="OAuth authorization endpoint override.")
