@@ -469,11 +469,14 @@ def cmd_demo(args: argparse.Namespace, out: Console) -> int:
     out.print(f"\nDrafts: {drafts_dir}  (.eml files: open them in Thunderbird, Apple Mail or Outlook)")
     out.print(f"State:  {output / 'state.sqlite3'}")
     out.print("\n[bold]Next[/], on the demo's own config:")
-    out.print(f"  salvage drafts -c {cfg}                 the drafts, and where each is")
+    steps = [("The drafts, and where each is:", f"salvage drafts -c {cfg}")]
     if first is not None:
-        out.print(f"  salvage drafts show {first.key[:8]} -c {cfg}   one, as its recipient will read it")
-    out.print(f"  salvage week -c {cfg} --now {now.isoformat()}   the week as a picture")
-    out.print("  salvage init                                 then make Salvage watch your own calendar")
+        steps.append(("One, as its recipient will read it:", f"salvage drafts show {first.key[:8]} -c {cfg}"))
+    steps.append(("The week as a picture:", f"salvage week -c {cfg} --now {now.isoformat()}"))
+    steps.append(("Then make Salvage watch your own calendar:", "salvage init"))
+    for what, command in steps:
+        out.print(f"  {what}")
+        out.print(f"    [bold]{_escape(command)}[/]", soft_wrap=True)
     return 0
 
 

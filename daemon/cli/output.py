@@ -169,6 +169,18 @@ def hanging(console: Console, text: Text, width: int, *, indent: int) -> Iterabl
         yield Text(" " * (indent if i == 0 else indent + 2)) + line
 
 
+def print_hanging(out: Console, markup: str, *, indent: int, more: int) -> None:
+    """A line of markup indented by ``indent``; on a terminal wrapped at words, continuing at ``more``.
+    Into a pipe it stays one line."""
+    text = out.render_str(markup)
+    if out.soft_wrap:
+        out.print(Text(" " * indent) + text)
+        return
+    for i, line in enumerate(text.wrap(out, max(20, out.width - more))):
+        line.rstrip()
+        out.print(Text(" " * (indent if i == 0 else more)) + line)
+
+
 def interviews_table(evaluation: Evaluation, config: Config, title: str) -> InterviewsView:
     """The interviews view (a table on a wide terminal, a list on a narrow one)."""
     return InterviewsView(evaluation, config, title)
@@ -211,10 +223,11 @@ def print_outcomes(outcomes: Iterable[Outcome], out: Console, *, where: str = ""
             continue
         to = f" → {', '.join(a.email for a in o.draft.to)}" if o.draft else ""
         detail = f" ({_escape(o.detail)})" if o.detail else ""
-        out.print(f"  {o.result:>12}  {o.kind} for {_escape(outcome_subject(o, titles))}{to}{detail}")
+        print_hanging(out, f"{o.result:>12}  {o.kind} for {_escape(outcome_subject(o, titles))}{to}{detail}",
+                      indent=2, more=16)
         if o.draft:
-            out.print(f"                “{_escape(o.draft.subject)}”")
+            print_hanging(out, f"“{_escape(o.draft.subject)}”", indent=16, more=17)
         for note in o.notes:
-            out.print(f"                [bold]→ {_escape(note)}[/]")
+            print_hanging(out, f"[bold]→ {_escape(note)}[/]", indent=16, more=18)
     if where:
         out.print(where)
