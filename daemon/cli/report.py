@@ -17,6 +17,7 @@ from rich.table import Table
 
 from daemon.cli.cases import call_first, case_json
 from daemon.cli.common import config_from, dump_json, open_state, parse_now
+from daemon.core.model import RiskCause, RiskKind
 from daemon.engine.state import DraftRecord, RiskRecord
 
 # Risk kinds worth a retrospective (a tight buffer alone is not an incident).
@@ -24,31 +25,31 @@ INCIDENT_KINDS = ("missed", "interview_clash", "double_booked", "out_of_office",
                   "time_mismatch")
 
 CAUSE_LABELS = {
-    "timezone": "timezone mix-up",
-    "double_booking": "double booking",
-    "interview_clash": "two interviews at once",
-    "out_of_office": "scheduled while away",
-    "travel": "not enough travel time",
-    "buffer": "no gap between meetings",
-    "no_join_info": "no link or address",
-    "no_reminder": "no reminder / forgot",
-    "user_declared": "no reminder / forgot",
+    RiskCause.TIMEZONE: "timezone mix-up",
+    RiskCause.DOUBLE_BOOKING: "double booking",
+    RiskCause.INTERVIEW_CLASH: "two interviews at once",
+    RiskCause.OUT_OF_OFFICE: "scheduled while away",
+    RiskCause.TRAVEL: "not enough travel time",
+    RiskCause.BUFFER: "no gap between meetings",
+    RiskCause.NO_JOIN_INFO: "no link or address",
+    RiskCause.NO_REMINDER: "no reminder / forgot",
+    RiskCause.USER_DECLARED: "no reminder / forgot",
 }
 
 TIPS = {
-    "timezone": "When an invitation comes from another region, confirm the time in both zones before "
+    RiskCause.TIMEZONE: "When an invitation comes from another region, confirm the time in both zones before "
     "accepting; Salvage flags interviews outside your waking hours.",
-    "double_booking": "Decline or move the other commitment as soon as an interview is booked, and keep "
+    RiskCause.DOUBLE_BOOKING: "Decline or move the other commitment as soon as an interview is booked, and keep "
     "every calendar you use connected so clashes show up early.",
-    "interview_clash": "Offer interview slots from one calendar only, and block them the moment a recruiter "
+    RiskCause.INTERVIEW_CLASH: "Offer interview slots from one calendar only, and block them the moment a recruiter "
     "confirms, so two companies cannot book the same time.",
-    "out_of_office": "Add time off to your calendar before offering availability, and mention it to "
+    RiskCause.OUT_OF_OFFICE: "Add time off to your calendar before offering availability, and mention it to "
     "recruiters when you share slots.",
-    "travel": "Leave travel time around in-person interviews; put the address in the event so the gap "
+    RiskCause.TRAVEL: "Leave travel time around in-person interviews; put the address in the event so the gap "
     "can be checked.",
-    "buffer": "Keep 15 minutes free before each interview to settle in and test your setup.",
-    "no_join_info": "Ask for the video link, dial-in or address when you accept the invitation.",
-    "no_reminder": "Set two reminders on every interview: the day before and an hour before.",
+    RiskCause.BUFFER: "Keep 15 minutes free before each interview to settle in and test your setup.",
+    RiskCause.NO_JOIN_INFO: "Ask for the video link, dial-in or address when you accept the invitation.",
+    RiskCause.NO_REMINDER: "Set two reminders on every interview: the day before and an hour before.",
 }
 
 
@@ -58,7 +59,7 @@ class Incident:
     title: str
     start: datetime | None
     kinds: tuple[str, ...]
-    cause: str
+    cause: RiskCause
     evidence: tuple[str, ...]
     drafts: tuple[str, ...]
 
@@ -67,22 +68,33 @@ class Incident:
         return "missed" in self.kinds
 
 
-def root_cause(records: list[RiskRecord]) -> str:
+def root_cause(records: list[RiskRecord]) -> RiskCause:
     """The most telling cause among an interview's risks (a miss explained by its clash etc.)."""
-    causes = {r.cause or r.kind for r in records}
-    for cause in ("timezone", "interview_clash", "double_booking", "out_of_office", "travel", "no_join_info"):
+    causes = {_cause(r) for r in records}
+    for cause in (RiskCause.TIMEZONE, RiskCause.INTERVIEW_CLASH, RiskCause.DOUBLE_BOOKING, RiskCause.OUT_OF_OFFICE,
+                  RiskCause.TRAVEL, RiskCause.NO_JOIN_INFO):
         if cause in causes:
             return cause
     kinds = {r.kind for r in records}
-    if "double_booked" in kinds:
-        return "double_booking"
-    if "interview_clash" in kinds:
-        return "interview_clash"
-    if "odd_hour" in kinds:
-        return "timezone"
-    if "missed" in kinds:
-        return "no_reminder"
-    return next(iter(sorted(causes)), "no_reminder")
+    if RiskKind.DOUBLE_BOOKED in kinds:
+        return RiskCause.DOUBLE_BOOKING
+    if RiskKind.INTERVIEW_CLASH in kinds:
+        return RiskCause.INTERVIEW_CLASH
+    if RiskKind.ODD_HOUR in kinds:
+        return RiskCause.TIMEZONE
+    if RiskKind.MISSED in kinds:
+        return RiskCause.NO_REMINDER
+    return next(iter(sorted(c for c in causes if c is not RiskCause.NONE)), RiskCause.NO_REMINDER)
+
+
+def _cause(record: RiskRecord) -> RiskCause:
+    """A stored risk's cause (a risk recorded before causes were kept: the cause its kind implies)."""
+    for value in (record.cause, record.kind):
+        try:
+            return RiskCause(value)
+        except ValueError:
+            continue
+    return RiskCause.NONE
 
 
 def incidents(history: list[RiskRecord], drafts: list[DraftRecord], now: datetime) -> list[Incident]:
@@ -135,7 +147,7 @@ def report_command(args: argparse.Namespace, out: Console) -> int:
                         "cause": i.cause,
                         "evidence": list(i.evidence),
                         "drafts": list(i.drafts),
-                        "tip": TIPS.get(i.cause, TIPS["no_reminder"]),
+                        "tip": TIPS.get(i.cause, TIPS[RiskCause.NO_REMINDER]),
                     }
                     for i in found
                 ],
@@ -162,5 +174,5 @@ def report_command(args: argparse.Namespace, out: Console) -> int:
     out.print(table)
     out.print("[bold]Learn from the experience[/]")
     for cause, count in causes.most_common():
-        out.print(f"  • {CAUSE_LABELS.get(cause, cause)} ×{count}: {TIPS.get(cause, TIPS['no_reminder'])}")
+        out.print(f"  • {CAUSE_LABELS.get(cause, cause)} ×{count}: {TIPS.get(cause, TIPS[RiskCause.NO_REMINDER])}")
     return 0

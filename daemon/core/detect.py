@@ -28,6 +28,7 @@ from daemon.core.model import (
     EventType,
     Response,
     Risk,
+    RiskCause,
     RiskKind,
     Severity,
     ShowAs,
@@ -356,7 +357,7 @@ def _overlap_risk(item: _Item, other: _Item, tz: tzinfo) -> Risk | None:
             f"overlaps another interview, {title_text(other.event)} ({_when(other, tz)})",
             other_key=other.key,
             other_is_interview=True,
-            cause="interview_clash",
+            cause=RiskCause.INTERVIEW_CLASH,
         )
     if other.ooo:
         ev = other.event
@@ -372,7 +373,7 @@ def _overlap_risk(item: _Item, other: _Item, tz: tzinfo) -> Risk | None:
             f"falls inside {what} {title_text(ev)} ({_when(other, tz)})",
             other_key=other.key,
             other_is_interview=other.interview,
-            cause="out_of_office",
+            cause=RiskCause.OUT_OF_OFFICE,
         )
     if item.all_day or not other.blocks or other.all_day:
         return None
@@ -387,7 +388,7 @@ def _overlap_risk(item: _Item, other: _Item, tz: tzinfo) -> Risk | None:
         f"overlaps {title_text(ev)} ({_when(other, tz)}){note}",
         other_key=other.key,
         other_is_interview=other.interview,
-        cause="double_booking",
+        cause=RiskCause.DOUBLE_BOOKING,
     )
 
 
@@ -421,10 +422,10 @@ def _worst_overlaps(item: _Item, others: list[_Item]) -> tuple[list[_Item], list
 
 
 _SUMMARY = {
-    0: (RiskKind.INTERVIEW_CLASH, Severity.CRITICAL, "interview_clash", "other interviews"),
-    1: (RiskKind.OUT_OF_OFFICE, Severity.CRITICAL, "out_of_office", "more out-of-office or all-day busy events"),
-    2: (RiskKind.DOUBLE_BOOKED, Severity.CRITICAL, "double_booking", "more events"),
-    3: (RiskKind.DOUBLE_BOOKED, Severity.WARNING, "double_booking", "more tentative or focus-time events"),
+    0: (RiskKind.INTERVIEW_CLASH, Severity.CRITICAL, RiskCause.INTERVIEW_CLASH, "other interviews"),
+    1: (RiskKind.OUT_OF_OFFICE, Severity.CRITICAL, RiskCause.OUT_OF_OFFICE, "more out-of-office or all-day busy events"),
+    2: (RiskKind.DOUBLE_BOOKED, Severity.CRITICAL, RiskCause.DOUBLE_BOOKING, "more events"),
+    3: (RiskKind.DOUBLE_BOOKED, Severity.WARNING, RiskCause.DOUBLE_BOOKING, "more tentative or focus-time events"),
 }
 
 
@@ -531,7 +532,7 @@ class _Neighbours:
                             f"{config.buffers.travel_minutes} min",
                             other_key=n.key,
                             other_is_interview=n.interview,
-                            cause="travel",
+                            cause=RiskCause.TRAVEL,
                         ),
                         n,
                     )
@@ -550,7 +551,7 @@ class _Neighbours:
                         f"you wanted {wanted} min",
                         other_key=n.key,
                         other_is_interview=n.interview,
-                        cause="buffer",
+                        cause=RiskCause.BUFFER,
                     ),
                     n,
                 )
@@ -572,7 +573,7 @@ def _odd_hour(item: _Item, config: Config) -> Risk | None:
             item.key,
             f"starts {local:%H:%M} {label} your time, outside your waking hours; it was set up as "
             f"{theirs}: likely a timezone mix-up",
-            cause="timezone",
+            cause=RiskCause.TIMEZONE,
         )
     return Risk(
         RiskKind.ODD_HOUR,
@@ -580,7 +581,7 @@ def _odd_hour(item: _Item, config: Config) -> Risk | None:
         item.key,
         f"starts {local:%H:%M} {label} your time, outside your waking hours "
         f"({waking.start:%H:%M}–{waking.end:%H:%M})",
-        cause="odd_hour",
+        cause=RiskCause.ODD_HOUR,
     )
 
 
@@ -598,7 +599,7 @@ def _no_join_info(item: _Item, config: Config, now: datetime) -> Risk | None:
         severity,
         item.key,
         f"starts in about {in_hours} h and has no video link, phone number or address",
-        cause="no_join_info",
+        cause=RiskCause.NO_JOIN_INFO,
     )
 
 
@@ -622,22 +623,22 @@ def _missed(
         return None
     tz = config.user.zone
     evidence: list[str] = []
-    cause = ""
+    cause = RiskCause.NONE
     covering: _Item | None = None
     if item.attends and now >= item.start + timedelta(minutes=config.missed.grace_minutes):
         covering = _covering(item, others, tz)
         if covering is not None:
             if covering.interview and covering.attends and not covering.all_day:
-                cause = "interview_clash"
+                cause = RiskCause.INTERVIEW_CLASH
                 evidence.append(
                     f"at its start you were in another interview, {title_text(covering.event)} "
                     f"({_when(covering, tz)})"
                 )
             elif covering.ooo:
-                cause = "out_of_office"
+                cause = RiskCause.OUT_OF_OFFICE
                 evidence.append(f"it fell inside your time off, {title_text(covering.event)} ({_when(covering, tz)})")
             else:
-                cause = "double_booking"
+                cause = RiskCause.DOUBLE_BOOKING
                 evidence.append(f"at its start you were in {title_text(covering.event)} ({_when(covering, tz)})")
     if (
         event.self_response is Response.DECLINED
@@ -656,8 +657,8 @@ def _missed(
         local = item.start.astimezone(tz)
         waking = config.detection.waking_hours
         odd = not (waking.start <= local.time() < waking.end)
-        cause = "timezone" if mistake and odd and not item.all_day else "user_declared"
-        if cause == "timezone":
+        cause = RiskCause.TIMEZONE if mistake and odd and not item.all_day else RiskCause.USER_DECLARED
+        if cause is RiskCause.TIMEZONE:
             evidence.append(f"it was at {local:%H:%M} your time ({theirs}): likely a timezone mix-up")
     return (
         Risk(

@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 from daemon.config import Config
-from daemon.core.model import Event, InvitationFacts, Risk, RiskKind, Severity, StatedTime
+from daemon.core.model import Event, InvitationFacts, Risk, RiskCause, RiskKind, Severity, StatedTime
 from daemon.core.normalize import find_join_urls, find_phones, zone_name
 
 MAX_TEXT = 50_000  # an invitation's text is read this far
@@ -236,7 +236,7 @@ def time_mismatch(event: Event, start: datetime, config: Config) -> Risk | None:
             event.occurrence_key,
             f'the invitation email says "{t.text}", which is {when} your time, but the calendar has it at '
             f"{mine:%H:%M}" + ("; going by the calendar you would be late" if earlier else ""),
-            cause="timezone",
+            cause=RiskCause.TIMEZONE,
         )
     return None
 

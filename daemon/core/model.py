@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone, tzinfo
-from enum import Enum
+from enum import Enum, StrEnum
 
 
 class Response(str, Enum):
@@ -260,6 +260,22 @@ class Classification:
     reasons: tuple[str, ...]
 
 
+class RiskCause(StrEnum):
+    """Why a risk arose: the root causes `salvage report` explains and gives a tip for."""
+
+    NONE = ""
+    TIMEZONE = "timezone"
+    INTERVIEW_CLASH = "interview_clash"
+    DOUBLE_BOOKING = "double_booking"
+    OUT_OF_OFFICE = "out_of_office"
+    TRAVEL = "travel"
+    BUFFER = "buffer"
+    ODD_HOUR = "odd_hour"
+    NO_JOIN_INFO = "no_join_info"
+    USER_DECLARED = "user_declared"
+    NO_REMINDER = "no_reminder"  # a miss nothing else explains
+
+
 @dataclass(frozen=True, slots=True)
 class Risk:
     """A problem with one interview. ``other_key`` names the conflicting event, if any.
@@ -274,8 +290,7 @@ class Risk:
     evidence: str
     other_key: str | None = None
     other_is_interview: bool = False
-    # Root cause for the report, e.g. "timezone", "double_booking", "travel", "no_reminder".
-    cause: str = ""
+    cause: RiskCause = RiskCause.NONE  # the root cause, for the report
 
 
 @dataclass(frozen=True, slots=True)
