@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -60,6 +61,8 @@ from providers.mime import fingerprint
 log = logging.getLogger(f"salvage.{__name__}")
 # After a mailbox error, an interview's invitation email is looked for again this much later.
 INVITATION_RETRY_ERROR = timedelta(minutes=30)
+# How long an unchanged evaluation may stand in for a new one (wake-ups always end it sooner).
+REUSE_FOR = timedelta(minutes=10)
 
 _FATE_STATE = {
     DraftFate.UNTOUCHED: DraftState.UNTOUCHED,
@@ -188,6 +191,8 @@ class Engine:
         self._mailboxes: dict[str, DraftStore] = {}
         self._contexts: dict[str, ProviderContext] = {}  # one per account: its shared connections
         self._http = HttpPool()  # one HTTP client per CA bundle for every account, kept across passes
+        self._last: tuple[Evaluation, int] | None = None  # the last quiet pass's evaluation, its generation
+        self._last_lock = threading.Lock()
         self._warned: set[tuple[str, str]] = set()  # (account, problem) already logged as a warning
         # (account, source id) -> when to try an invitation email again after a mailbox error.
         self._invitation_errors: dict[tuple[str, str], datetime] = {}
@@ -219,6 +224,8 @@ class Engine:
 
     def forget_connections(self, account: str | None = None) -> None:
         """Drop cached provider objects (after a config reload or re-auth)."""
+        with self._last_lock:
+            self._last = None
         for cache in (self._sources, self._mailboxes):
             for name in list(cache):
                 if account is None or name == account:
@@ -633,20 +640,46 @@ class Engine:
 
     def run_once(self, now: datetime, *, dry_run: bool = False, accounts: Collection[str] | None = None,
                  poll: bool = True) -> PassReport:
-        """Poll (some) accounts, evaluate everything, reconcile drafts of those accounts."""
+        """Poll (some) accounts, evaluate everything, reconcile drafts of those accounts.
+
+        When nothing the planner reads has changed since the last pass (the store's generation says
+        so), the last evaluation is reused for up to :data:`REUSE_FOR` and never past one of its
+        wake-ups: a service polling many unchanged accounts then pays for each poll's request and
+        its drafts' fates, not for classifying and planning every account again.
+        """
         report = PassReport(now=now)
         selected = self.accounts(accounts)
         if poll:
             for account in selected:
                 report.polls.append(self.poll(account, now))
-        evaluation = self.evaluate(now)
+        evaluation = None if dry_run else self._reusable(now)
+        fresh = evaluation is None
+        if evaluation is None:
+            evaluation = self.evaluate(now)
         report.evaluation = evaluation
-        if not dry_run:
+        if not dry_run and fresh:
             self.store.record_risks(evaluation.risks, evaluation.by_key, now)
         report.outcomes = self.reconcile(evaluation, now, accounts=[a.name for a in selected], dry_run=dry_run)
-        if not dry_run:
+        quiet = all(o.result in ("kept", "exists") for o in report.outcomes)
+        if not dry_run and (fresh or not quiet):
             self.track(evaluation, now)
+        with self._last_lock:
+            # Reusable only when this pass changed nothing either: its drafts' fates feed the next plan.
+            self._last = (evaluation, self.store.generation()) if not dry_run and quiet else None
         return report
+
+    def _reusable(self, now: datetime) -> Evaluation | None:
+        """The last evaluation, if nothing it was made from has changed and no time has come due."""
+        with self._last_lock:
+            last = self._last
+        if last is None:
+            return None
+        evaluation, generation = last
+        if not evaluation.now <= now < evaluation.now + REUSE_FOR:
+            return None
+        if any(evaluation.now < w.when <= now for w in evaluation.wakeups):
+            return None
+        return evaluation if self.store.generation() == generation else None
 
     def close(self) -> None:
         self.forget_connections()

@@ -137,9 +137,35 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE drafts ADD COLUMN mailbox TEXT NOT NULL DEFAULT '';
     ALTER TABLE drafts ADD COLUMN intent TEXT
     """,
+    # 4: a generation counter bumped by every change to what the planner reads, so an engine can tell
+    # that nothing changed since its last evaluation (another process's writes included)
+    """
+    CREATE TABLE generation (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+    INSERT INTO generation VALUES (1, 0);
+    """ + "".join(
+        f"CREATE TRIGGER generation_{table}_{op.lower()} AFTER {op} ON {table}"
+        " BEGIN UPDATE generation SET value = value + 1 WHERE id = 1; END;\n"
+        for table in ("events", "drafts", "marks", "cases", "case_log")
+        for op in ("INSERT", "UPDATE", "DELETE")
+    ) + "CREATE TRIGGER generation_risks_insert AFTER INSERT ON risks"
+    " BEGIN UPDATE generation SET value = value + 1 WHERE id = 1; END;\n",
 )
 
 LIVE_STATES = (DraftState.PENDING, DraftState.UNTOUCHED, DraftState.EDITED)
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of a migration, whole (a trigger's body has semicolons of its own)."""
+    out: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            out.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        out.append(pending.strip())
+    return out
 
 
 class StateError(Exception):
@@ -359,10 +385,13 @@ class StateStore:
             )
         for number in range(version, len(MIGRATIONS)):
             with self._tx() as db:
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(MIGRATIONS[number]):
+                    db.execute(statement)
                 db.execute(f"PRAGMA user_version={number + 1}")
+
+    def generation(self) -> int:
+        """A number that changes whenever anything the planner reads changes (in any process)."""
+        return int(self._db.execute("SELECT value FROM generation WHERE id = 1").fetchone()[0])
 
     @property
     def schema_version(self) -> int:
