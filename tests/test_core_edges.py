@@ -396,7 +396,7 @@ def test_one_finder_ignoring_events_equals_a_search_without_them(events: list[Ev
     assert finder.find(NOW, HOUR) == find_slots(events, config, NOW, HOUR)  # the cache is not disturbed
 
 
-def test_planning_many_clashing_interviews_is_fast_and_every_slot_is_free() -> None:
+def test_planning_many_clashing_interviews_offers_only_free_slots() -> None:
     # 1,500 interviews in two weeks, each double-booked: one reschedule request each, no all-pairs work.
     start = at("2026-11-25 09:00")
     events: list[Event] = []
@@ -407,9 +407,7 @@ def test_planning_many_clashing_interviews_is_fast_and_every_slot_is_free() -> N
     config = make_config(detection={"waking_hours": {"start": "00:00", "end": "23:59"}}, slots={"min_notice_hours": 0})
     labels = classify_all(events, config)
     risks = detect(events, labels, config, NOW)
-    began = clock.perf_counter()
-    actions = plan(events, labels, risks, config, NOW)
-    assert clock.perf_counter() - began < 10  # seconds on a loaded CI machine; ~0.5 s here
+    actions = plan(events, labels, risks, config, NOW)  # its speed is measured in benchmarks/bench_core.py
     assert {a.kind for a in actions} == {ActionKind.RESCHEDULE} and len(actions) == 1500
     for action in actions[::97]:
         assert_slots_free(action.slots, events, config, NOW, HOUR, ignore={action.occurrence_key})
