@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import httpx
 
 USER_AGENT = f"Salvage/{__version__}"
-# Per host: enough for a burst of accounts polled together on one server, few enough to be polite.
+# For all hosts together: enough for a burst of accounts polled at once, few enough to be polite.
 MAX_CONNECTIONS, MAX_KEEPALIVE, KEEPALIVE_SECONDS = 32, 16, 60.0
 
 

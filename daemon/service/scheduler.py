@@ -629,7 +629,9 @@ class Service:
     def _write_health(self, now: datetime) -> None:
         try:
             with self._health_lock:  # passes and the heartbeat write it from several threads
-                write_health(self.health_file, self.health(now))
+                # The clock as of writing, not ``now``: a pass that began before a heartbeat and ends
+                # after it must not set the file's time back.
+                write_health(self.health_file, self.health(max(now, self._clock())))
         except Exception as exc:  # noqa: BLE001 - monitoring must never stop the service
             log.warning("cannot write the health file %s: %s", self.health_file, exc)
 
