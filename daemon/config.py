@@ -227,7 +227,9 @@ class DraftsConfig(Strict):
         None, description="A folder whose templates override the built-in ones (same file names)."
     )
     html: bool = Field(False, description="Add an HTML part to drafts.")
-    language: str = Field("en", description="Template language.")
+    language: Literal["en", "de"] = Field(
+        "en", description="Language of the built-in templates: en (English) or de (German, formal)."
+    )
 
 
 class NotifyConfig(Strict):

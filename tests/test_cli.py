@@ -56,7 +56,9 @@ def test_demo_writes_the_expected_drafts(tmp_path: Path, capsys: pytest.CaptureF
         for word in FORBIDDEN:
             assert word not in body and word not in subject, (word, subject)
     missed = by_recipient["priya.shah@hooli.example"].get_body(preferencelist=("plain",)).get_content()
-    assert "still" in missed.lower() and "reschedule" in missed.lower()
+    # 09:30–10:00, drafted at 10:30: its window has passed, so no "are you still free now?"
+    assert "still free" not in missed.lower() and "another time" in missed.lower()
+    assert missed.startswith(("Dear Priya,", "Hello Priya,")) and "phone screen" in missed
 
 
 def test_demo_twice_is_reproducible(tmp_path: Path) -> None:

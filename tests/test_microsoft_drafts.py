@@ -269,13 +269,13 @@ END:VEVENT
 """
 
 
-def seed_interview(fake: GraphFake, start: datetime = START) -> str:
+def seed_interview(fake: GraphFake, start: datetime = START, **fields: Any) -> str:
     event = fake.add_event(
         TITLE, start, start + timedelta(hours=1), organizer=JORDAN,
         attendees=[("Alex Morgan", "alex@example.com", "required", "accepted")],
         body="Scheduled via Greenhouse. Join: https://acme.zoom.us/j/123",
         responseStatus={"response": "accepted", "time": "2026-11-20T10:00:00Z"},
-        original_zone="Eastern Standard Time",
+        original_zone="Eastern Standard Time", **fields,
     )
     fake.add_event("Quarterly planning", start - timedelta(minutes=30), start + timedelta(hours=1))
     fake.add_event("Offsite", date(2026, 11, 25), date(2026, 11, 26), isAllDay=True, showAs="oof",
@@ -369,7 +369,8 @@ def test_run_once_drafts_the_same_whatever_zone_graph_reports(
     for zone_name in (None, reported):
         with GraphFake() as fake:
             fake.report_zone = zone_name  # a Windows zone name, as when Prefer: outlook.timezone is ignored
-            seed_interview(fake)
+            # the same interview both times (its iCalUId names the case, and so its wording)
+            seed_interview(fake, iCalUId="040000008200E00074C5B7101A82E00800000000000000000000000000000000AB")
             state = tmp_path / (zone_name or "utc").replace(" ", "-")
             state.mkdir()
             cli = Cli(fake, state, capsys)

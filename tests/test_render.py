@@ -100,29 +100,35 @@ def text_of_html(markup: str) -> str:
     return re.sub(r"\s+", " ", htmllib.unescape(plain)).strip()
 
 
-# Sentences that must appear for a reason, before (reschedule) and after (missed / follow-up).
+# Words that mark each reason's sentence, before (reschedule) and after (missed / follow-up).
 AHEAD = {
-    "scheduling_conflict": "I have a scheduling conflict",
-    "illness": "due to illness",
-    "family_emergency": "due to a family emergency",
-    "current_job": "a commitment at my current job",
-    "technical_problem": "due to a technical problem",
-    "transport_delay": "due to a transport disruption",
-    "own_mistake": "I made a mistake in my planning",
-    "time_zone": "not workable in my time zone",
+    "scheduling_conflict": ("come up at that time", "a conflict at that time"),
+    "illness": ("For health reasons",),
+    "family_emergency": ("A family emergency means",),
+    "current_job": ("at my current job",),
+    "technical_problem": ("technical problem", "phone line"),
+    "transport_delay": ("transport disruption",),
+    "own_mistake": ("mistake in my planning",),
+    "time_zone": ("I want to make sure I have the right time",),
 }
 PAST = {
-    "scheduling_conflict": None,
-    "illness": "Due to illness, I was unable to attend.",
-    "family_emergency": "Due to a family emergency, I was unable to attend.",
-    "current_job": "A commitment at my current job kept me from attending.",
-    "technical_problem": "A technical problem prevented me from joining.",
-    "transport_delay": "A transport delay prevented me from arriving in time.",
-    "own_mistake": "The mistake was entirely my own, and I take full responsibility for it.",
-    "time_zone": None,  # only ever planned for a reschedule request; neutral elsewhere
+    "scheduling_conflict": (),
+    "illness": ("I was unwell",),
+    "family_emergency": ("A family emergency kept me away",),
+    "current_job": ("my current job kept me",),
+    "technical_problem": ("technical problem kept me", "problem with my phone"),
+    "transport_delay": ("transport delay kept me", "held up travelling"),
+    "own_mistake": ("my own mistake",),
+    "time_zone": (),  # only ever planned for a reschedule request; neutral elsewhere
 }
-ALL_REASON_WORDS = [*AHEAD.values(), *(v for v in PAST.values() if v), "illness", "emergency", "current job"]
+ALL_REASON_WORDS = [w for words in (*AHEAD.values(), *PAST.values()) for w in words] + [
+    "illness", "emergency", "current job", "unwell", "health"]
 LEFTOVERS = ("[", "]", "{{", "}}", "{%", "%}", "{#", "TODO", "None", "Undefined", "<Company>", "XXX")
+GREETINGS = ("Dear Jane,\n\n", "Hello Jane,\n\n")
+
+
+def marks(words: tuple[str, ...], body: str) -> bool:
+    return any(w in body for w in words)
 
 
 @pytest.fixture(scope="module")
@@ -140,22 +146,22 @@ def test_every_kind_and_reason_renders_cleanly(html_renderer: Renderer, kind: Ac
     for part in (draft.subject, draft.text, draft.html or ""):
         for bad in LEFTOVERS:
             assert bad not in part, f"{bad!r} left in {kind.value}/{reason}"
-    assert draft.text.startswith("Dear Jane Doe,\n\n")
+    assert draft.text.startswith(GREETINGS)
     assert draft.text.endswith("Kind regards,\nAlex Candidate\n+44 7700 900123\nPortfolio: https://alex.example.org\n")
     assert "\r" not in draft.text and "\n\n\n" not in draft.text and "  " not in draft.text
     assert "\n" not in draft.subject and draft.subject.strip() == draft.subject and draft.subject
     body = draft.text
     if kind is ActionKind.RESCHEDULE:
-        assert AHEAD[reason] in body
-        assert sum(phrase in body for phrase in AHEAD.values()) == 1  # the given reason only
+        assert marks(AHEAD[reason], body)
+        assert sum(marks(words, body) for words in AHEAD.values()) == 1  # the given reason only
     elif kind in (ActionKind.MISSED, ActionKind.FOLLOW_UP):
         expected = PAST[reason]
-        if expected is None:  # neutral: no reason sentence at all
-            assert not any(p and p in body for p in PAST.values())
+        if not expected:  # neutral: no reason sentence at all
+            assert not any(marks(words, body) for words in PAST.values())
             assert "conflict" not in body
         else:
-            assert expected in body
-            assert sum(bool(p) and p in body for p in PAST.values()) == 1
+            assert marks(expected, body)
+            assert sum(marks(words, body) for words in PAST.values() if words) == 1
     else:
         assert not any(w in body for w in ALL_REASON_WORDS), "thank-you/join-info give no reason"
     # The HTML twin says the same thing as the text.
@@ -170,111 +176,137 @@ def test_every_kind_and_reason_renders_cleanly(html_renderer: Renderer, kind: Ac
 def test_etiquette_of_each_kind(html_renderer: Renderer) -> None:
     r = html_renderer
     text = r.render(action(ActionKind.RESCHEDULE), interview(), now=NOW).text
-    assert "reschedule our interview on Tuesday 10 March, 10:00–11:00 EDT (14:00–15:00 GMT for me)" in text
-    assert "Would any of these times suit you?" in text
-    assert "fit around your schedule" in text
-    assert "Thank you for your flexibility and understanding." in text
-    assert "very interested in the role" in text
-    assert "as early as possible" in text and "short notice" not in text.lower()
+    assert "our technical interview on Tuesday 10 March, 10:00–11:00 EDT (14:00–15:00 GMT for me)" in text
+    assert "flexibility" not in text  # thanks for flexibility only once they have shown it
+    assert "I am writing" not in text and "If you would rather not" not in text
 
     missed = r.render(action(ActionKind.MISSED, reason="own_mistake"), interview(), now=START + timedelta(minutes=15)).text
-    assert "Please accept my sincere apologies for missing our interview" in missed
-    assert "Are you still free now, or would you prefer to reschedule?" in missed
+    assert "I'm very sorry that I missed our technical interview at 10:00 EDT this morning." in missed
+    assert "Are you still free now, or would you prefer to find another time?" in missed
     later = r.render(action(ActionKind.MISSED), interview(), now=START + timedelta(hours=5))
-    assert "still free now" not in later.text and "still free now" not in (later.html or "")
-    assert "Would it be possible to reschedule?" in later.text
-    assert "I understand and respect your decision" in missed
-    assert "very interested in the role" in missed
+    assert "still free" not in later.text and "still free" not in (later.html or "")
+    assert "another time" in later.text or "reschedule" in later.text
     assert "call" not in missed.lower() and "+1 212 555 0100" not in missed  # the call-first note is the user's
 
     follow = r.render(action(ActionKind.FOLLOW_UP, case=CaseFacts(follows_miss=True, apology_sent=True)), interview(),
                       now=START + timedelta(days=1)).text
-    assert "apologise once more for missing our interview" in follow
-    assert "inconvenience" in follow and "reschedule" in follow and "Thank you" in follow
+    assert "missing our technical interview on Tuesday 10 March" in follow
+    assert "once more" in follow or "again" in follow
+    assert "responsib" in follow.lower() and "any of these times" in follow
     # no apology was sent yet: not "once more"
     first = r.render(action(ActionKind.FOLLOW_UP, case=CaseFacts(follows_miss=True)), interview(),
                      now=START + timedelta(days=1)).text
-    assert "apologise for missing our interview" in first and "once more" not in first
-    # rebooked meanwhile: it confirms the new time, offers no slots and does not ask "if we have not agreed"
+    assert "once more" not in first and ("in writing" in first or "sorry again" in first)
+    # rebooked meanwhile: it confirms the new time and offers no slots
     new_time = START + timedelta(days=3)
     rebooked = CaseFacts(follows_miss=True, apology_sent=True, rebooked=Slot(new_time, new_time + timedelta(hours=1)))
     fitted = r.render(action(ActionKind.FOLLOW_UP, slots=(), case=rebooked), interview(), now=START + timedelta(days=1))
     for part in (fitted.text, text_of_html(fitted.html or "")):
-        assert "Thank you for agreeing to a new time, Friday 13 March, 10:00–11:00 EDT" in part
-        assert "If we have not already agreed" not in part and "any of these times" not in part
+        assert "Thank you for agreeing to meet again on Friday 13 March, 10:00–11:00 EDT" in part
+        assert "still open to meeting" not in part and "any of these times" not in part
+    # the interview moved since the miss: the apology names the day that was missed
+    before = Slot(START - timedelta(days=2), START - timedelta(days=2, hours=-1))
+    moved_on = r.render(action(ActionKind.FOLLOW_UP, case=CaseFacts(follows_miss=True, original=before)), interview(),
+                        now=START + timedelta(days=1))
+    assert "missing our technical interview on Sunday 8 March" in moved_on.text and "8 March" in moved_on.subject
 
     moved = interview(start=START + timedelta(days=7), end=START + timedelta(days=7, hours=1))
     thanks = r.render(action(ActionKind.THANK_YOU, moved), moved, now=NOW).text
-    assert "confirm the new time: Tuesday 17 March, 10:00–11:00 EDT (14:00–15:00 GMT for me)" in thanks
-    assert "flexibility and understanding" in thanks and "look forward" in thanks and "missing" not in thanks
-    before = Slot(START, START + timedelta(hours=1))
+    assert "Tuesday 17 March, 10:00–11:00 EDT (14:00–15:00 GMT for me)" in thanks
+    assert "flexibility" in thanks and "missed" not in thanks
+    original = Slot(START, START + timedelta(hours=1))
     after_miss = r.render(action(ActionKind.THANK_YOU, moved, case=CaseFacts(follows_miss=True, apology_sent=True,
-                                                                            original=before)), moved, now=NOW).text
-    assert "Once again, I am sorry for missing our original interview." in after_miss
-    unsent = r.render(action(ActionKind.THANK_YOU, moved, case=CaseFacts(follows_miss=True, original=before)), moved,
+                                                                            original=original)), moved, now=NOW).text
+    assert "after I missed our technical interview on Tuesday 10 March; I'm sorry again for that" in after_miss
+    unsent = r.render(action(ActionKind.THANK_YOU, moved, case=CaseFacts(follows_miss=True, original=original)), moved,
                       now=NOW).text
-    assert "I am sorry for missing our original interview on Tuesday 10 March, 10:00–11:00 EDT" in unsent
-    assert "Once again" not in unsent
+    assert "I'm sorry I missed it" in unsent and "again" not in unsent
 
     join = r.render(action(ActionKind.JOIN_INFO), interview(), now=NOW).text
-    assert "looking forward to our interview on Tuesday 10 March" in join
-    assert "video link, dial-in number or address" in join
+    assert "our technical interview on Tuesday 10 March" in join
     assert len(join.split()) < 90  # short
 
 
 def test_short_notice_is_acknowledged_only_within_24_hours() -> None:
     r = Renderer(make_config())
     soon = r.render(action(ActionKind.RESCHEDULE), interview(), now=START - timedelta(hours=23)).text
-    assert "sorry for the short notice" in soon and "as early as possible" not in soon
+    assert "sorry for the late notice" in soon and "as early as" not in soon and "as much notice" not in soon
     later = r.render(action(ActionKind.RESCHEDULE), interview(), now=START - timedelta(hours=25)).text
-    assert "short notice" not in later and "as early as possible" in later
+    assert "late notice" not in later and "fairly short notice" in later
+    ample = r.render(action(ActionKind.RESCHEDULE), interview(), now=START - timedelta(days=4)).text
+    assert "short notice" not in ample and ("as early as I could" in ample or "as much notice" in ample)
 
 
 def test_clock_is_used_when_now_is_not_given() -> None:
     r = Renderer(make_config(), clock=lambda: START - timedelta(hours=2))
-    assert "short notice" in r.render(action(ActionKind.RESCHEDULE), interview()).text
+    assert "late notice" in r.render(action(ActionKind.RESCHEDULE), interview()).text
 
 
 # ---- subjects, greeting, sender -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("kind", "subject"),
+    ("kind", "subjects"),
     [
-        (ActionKind.RESCHEDULE, "Request to reschedule our interview: Technical interview – Acme"),
-        (ActionKind.MISSED, "Apologies for missing our interview: Technical interview – Acme"),
-        (ActionKind.FOLLOW_UP, "Following up with my apologies for missing our interview: Technical interview – Acme"),
-        (ActionKind.THANK_YOU, "Thank you for rescheduling our interview: Technical interview – Acme"),
-        (ActionKind.JOIN_INFO, "Joining details for our interview: Technical interview – Acme"),
+        (ActionKind.RESCHEDULE, ("Rescheduling our technical interview on Tuesday 10 March",
+                                 "Could we move our technical interview on Tuesday 10 March?",
+                                 "A new time for our technical interview on Tuesday 10 March?")),
+        (ActionKind.MISSED, ("Apologies — our technical interview on Tuesday 10 March",
+                             "I'm sorry about our technical interview on Tuesday 10 March")),
+        (ActionKind.FOLLOW_UP, ("Following up on our technical interview on Tuesday 10 March",
+                                "My apologies again for our technical interview on Tuesday 10 March")),
+        (ActionKind.THANK_YOU, ("Thank you — confirming our technical interview on Tuesday 10 March",
+                                "Confirming our technical interview on Tuesday 10 March, with thanks")),
+        (ActionKind.JOIN_INFO, ("How we will meet on Tuesday 10 March",)),
     ],
 )
-def test_subjects(kind: ActionKind, subject: str) -> None:
+def test_subjects(kind: ActionKind, subjects: tuple[str, ...]) -> None:
     r = Renderer(make_config())
-    assert r.render(action(kind), interview(), now=NOW).subject == subject
+    assert r.render(action(kind), interview(), now=NOW).subject in subjects
+
+
+def test_subjects_a_person_writes() -> None:
+    r = Renderer(make_config())
+    event = interview(title="Panel interview - Globex")
+    seen = {r.render(action(ActionKind.RESCHEDULE, event, occurrence_key=f"k{i}"), event, now=NOW).subject
+            for i in range(12)}
+    assert seen == {"Rescheduling our panel interview on Tuesday 10 March",
+                    "Could we move our panel interview on Tuesday 10 March?",
+                    "A new time for our panel interview on Tuesday 10 March?"}
+    soon = r.render(action(ActionKind.MISSED, event), event, now=START + timedelta(hours=1)).subject
+    assert soon in ("Apologies — our panel interview this morning", "I'm sorry about our panel interview this morning")
+    # a time-zone check asks, rather than announcing a move
+    tz = r.render(action(ActionKind.RESCHEDULE, event, reason="time_zone"), event, now=NOW).subject
+    assert tz == "Checking the time of our panel interview on Tuesday 10 March"
 
 
 def test_subject_without_title_or_for_private_event_uses_the_day() -> None:
     r = Renderer(make_config())
     for event in (interview(title="   "), interview(is_private=True)):
         draft = r.render(action(ActionKind.RESCHEDULE, event), event, now=NOW)
-        assert draft.subject == "Request to reschedule our interview on Tuesday 10 March"
+        assert draft.subject.endswith(("our interview on Tuesday 10 March", "our interview on Tuesday 10 March?"))
 
 
 @pytest.mark.parametrize(
-    ("recipients", "greeting"),
+    ("recipients", "greetings"),
     [
-        ((JANE,), "Dear Jane Doe,"),
-        ((person("hr@acme.example"),), "Hello,"),
-        ((person("hr@acme.example", "hr@acme.example"),), "Hello,"),
-        ((person("hr@acme.example", "HR@ACME.EXAMPLE"),), "Hello,"),
-        ((), "Hello,"),
-        ((JANE, person("bob@acme.example", "Bob Roe")), "Dear Jane Doe and Bob Roe,"),
-        ((JANE, person("b@acme.example", "Bob"), person("c@acme.example", "Cy")), "Dear Jane Doe, Bob and Cy,"),
+        ((JANE,), ("Dear Jane,", "Hello Jane,")),
+        ((person("priya.shah@hooli.example", "Shah, Priya"),), ("Dear Priya,", "Hello Priya,")),
+        ((person("p@hooli.example", "Dr. Priya Shah (Hooli)"),), ("Dear Priya,", "Hello Priya,")),
+        ((person("priya.shah@hooli.example"),), ("Dear Priya,", "Hello Priya,")),
+        ((person("hr@acme.example"),), ("Hello Acme team,",)),
+        ((person("hr@acme.example", "hr@acme.example"),), ("Hello Acme team,",)),
+        ((person("talent@globex.example", "Globex Talent"),), ("Hello Globex team,",)),
+        ((person("x7@acme.example"),), ("Hello,",)),
+        ((), ("Hello,",)),
+        ((JANE, person("bob@acme.example", "Bob Roe")), ("Dear Jane and Bob,", "Hello Jane and Bob,")),
+        ((JANE, person("b@acme.example", "Bob"), person("c@acme.example", "Cy")),
+         ("Dear Jane, Bob and Cy,", "Hello Jane, Bob and Cy,")),
     ],
 )
-def test_greeting(recipients: tuple[Person, ...], greeting: str) -> None:
+def test_greeting(recipients: tuple[Person, ...], greetings: tuple[str, ...]) -> None:
     draft = Renderer(make_config()).render(action(ActionKind.THANK_YOU, recipients=recipients), interview(), now=NOW)
-    assert draft.text.splitlines()[0] == greeting
+    assert draft.text.splitlines()[0] in greetings
     assert [a.email for a in draft.to] == [p.email for p in recipients]
 
 
@@ -294,7 +326,7 @@ def test_sender_and_recipients() -> None:
 def test_no_phone_or_signature_configured() -> None:
     config = parse_config("user: {name: Alex, email: alex@example.org, timezone: UTC}")
     text = Renderer(config).render(action(ActionKind.THANK_YOU), interview(), now=NOW).text
-    assert text.endswith("\n\nKind regards,\nAlex\n")
+    assert text.endswith("\n\nKind regards,\nAlex\n"), text
 
 
 def test_unknown_reason_is_a_clear_error() -> None:
@@ -388,21 +420,21 @@ def test_all_day_interview_shows_dates_only() -> None:
         assert "GMT" not in first and "EDT" not in first
     multi = interview(start=date(2026, 3, 10), end=date(2026, 3, 12))
     text = r.render(action(ActionKind.THANK_YOU, multi), multi, now=NOW).text
-    assert "confirm the new time: Tuesday 10 March to Wednesday 11 March." in text
+    assert "Tuesday 10 March to Wednesday 11 March" in text
 
 
 def test_all_day_short_notice_uses_the_users_midnight() -> None:
     event = interview(start=date(2026, 3, 10), end=date(2026, 3, 11))
     r = Renderer(make_config())
     soon = datetime(2026, 3, 9, 12, 0, tzinfo=LONDON)
-    assert "short notice" in r.render(action(ActionKind.RESCHEDULE, event), event, now=soon).text
+    assert "late notice" in r.render(action(ActionKind.RESCHEDULE, event), event, now=soon).text
 
 
 def test_no_slots_offers_to_fit_their_schedule() -> None:
     r = Renderer(make_config())
     for kind in (ActionKind.RESCHEDULE, ActionKind.MISSED, ActionKind.FOLLOW_UP):
         text = r.render(action(kind, slots=()), interview(), now=NOW).text
-        assert "fit around your schedule" in text
+        assert "fit around" in text
         assert "any of these" not in text and "\n- " not in text
 
 
@@ -429,7 +461,7 @@ def test_thread_subject_already_a_reply_and_thread_without_subject() -> None:
     assert r.render(action(ActionKind.THANK_YOU), interview(), thread=already, now=NOW).subject == "RE: Interview"
     bare = ThreadInfo(thread_id="t-1")
     draft = r.render(action(ActionKind.THANK_YOU), interview(), thread=bare, now=NOW)
-    assert draft.subject.startswith("Thank you for rescheduling")
+    assert draft.subject.startswith(("Thank you", "Confirming"))
     assert draft.thread_id == "t-1" and draft.in_reply_to is None and draft.references == ()
     no_thread = r.render(action(ActionKind.THANK_YOU), interview(), now=NOW)
     assert no_thread.in_reply_to is None and no_thread.thread_id is None
@@ -444,7 +476,8 @@ def test_html_off_by_default_and_on_when_configured() -> None:
     assert build_message(off).get_content_type() == "text/plain"
     on = Renderer(make_config(html="true")).render(action(ActionKind.RESCHEDULE), interview(), now=NOW)
     assert on.html is not None
-    assert on.html.count("<li>") == 3 and "<ul>" in on.html and "<p>Dear Jane Doe,</p>" in on.html
+    assert on.html.count("<li>") == 3 and "<ul>" in on.html
+    assert "<p>Dear Jane,</p>" in on.html or "<p>Hello Jane,</p>" in on.html
     msg = parse_message(build_message(on).as_bytes())
     assert msg.get_content_type() == "multipart/alternative"
     assert msg.get_body(preferencelist=("html",)) is not None
@@ -467,17 +500,22 @@ HOSTILE_TITLES = [
 def test_hostile_titles_stay_literal(html_renderer: Renderer, title: str) -> None:
     event = interview(title=title)
     draft = html_renderer.render(action(ActionKind.RESCHEDULE, event), event, now=NOW)
-    assert draft.subject == f"Request to reschedule our interview: {title}"
-    assert "49" not in draft.subject and "looploop" not in draft.subject
+    assert "our interview on Tuesday 10 March" in draft.subject  # a person's subject, not the title
+    for part in (draft.subject, draft.text, draft.html or ""):
+        assert "49" not in part and "looploop" not in part and "<script>" not in part
 
 
 @pytest.mark.parametrize("name", ["{{ user }}", "{% raw %}x", "Tom & Jerry {#"])
 def test_hostile_names_are_inert_in_text_and_escaped_in_html(html_renderer: Renderer, name: str) -> None:
     who = person("jane.doe@acme.example", name)
     draft = html_renderer.render(action(ActionKind.MISSED, recipients=(who,)), interview(), now=NOW)
-    assert draft.text.startswith(f"Dear {name},\n")
+    first = draft.text.splitlines()[0]
+    assert first.startswith(("Dear ", "Hello ")) and first.endswith(",")
+    salutation = first.split(" ", 1)[1].rstrip(",")
+    assert salutation in (name.split()[0], "Jane")  # a first word, taken literally (or the address's)
     assert draft.html is not None
-    assert f"<p>Dear {htmllib.escape(name)},</p>" in draft.html
+    assert f"<p>{htmllib.escape(first)}</p>" in draft.html
+    assert "<img" not in draft.html
 
 
 @pytest.mark.parametrize("name", ["<img src=x onerror=alert(1)>", "Jordan <jordan@acme.example>",
@@ -511,7 +549,7 @@ def test_control_characters_in_names_are_removed_from_the_body() -> None:
     who = person("jane.doe@acme.example", "Jane\x00\x1b[31m Doe\u2028")
     text = Renderer(make_config()).render(action(ActionKind.THANK_YOU, recipients=(who,)), interview(), now=NOW).text
     assert "\x00" not in text and "\x1b" not in text and "\u2028" not in text
-    assert text.startswith("Dear Jane Doe,\n")
+    assert text.startswith(("Dear Jane,\n", "Hello Jane,\n"))
 
 
 # ---- forbidden content ------------------------------------------------------------------------------
@@ -560,11 +598,12 @@ def test_override_folder_wins_and_builtins_fill_the_rest(tmp_path: Path) -> None
     assert template_problems(config) == []
     r = Renderer(config)
     draft = r.render(action(ActionKind.THANK_YOU), interview(), now=NOW)
-    assert draft.text == "Hi Jane Doe!\n\nSee you Tuesday 10 March, 14:00–15:00 GMT.\n"
+    assert draft.text == "Hi Jane!\n\nSee you Tuesday 10 March, 14:00–15:00 GMT.\n"
     assert draft.subject == "Merci: Technical interview – Acme"
-    assert draft.html is not None and "flexibility and understanding" in draft.html  # built-in twin
+    # the built-in twin lays out the overridden text, so the two parts agree
+    assert draft.html is not None and "<p>Hi Jane!</p>" in draft.html and "See you Tuesday 10 March" in draft.html
     other = r.render(action(ActionKind.RESCHEDULE), interview(), now=NOW)
-    assert other.subject.startswith("Request to reschedule")
+    assert "our technical interview" in other.subject
 
 
 def test_overriding_the_shared_macros_changes_every_draft(tmp_path: Path) -> None:
@@ -613,7 +652,7 @@ def test_override_problems_folder_missing_unknown_name_not_utf8(tmp_path: Path) 
 
 def test_missing_override_folder_still_renders_builtins(tmp_path: Path) -> None:
     r = Renderer(make_config(templates_dir=str(tmp_path / "absent")))
-    assert r.render(action(ActionKind.THANK_YOU), interview(), now=NOW).text.startswith("Dear Jane Doe,")
+    assert r.render(action(ActionKind.THANK_YOU), interview(), now=NOW).text.startswith(GREETINGS)
 
 
 def test_builtin_templates_have_no_problems() -> None:
@@ -645,14 +684,17 @@ def test_slots_keep_their_order_even_when_replaced() -> None:
 
 
 @pytest.mark.parametrize(
-    ("title", "subject_end"),
+    ("title", "noun"),
     [
-        ("Interview: Senior Engineer (Contoso)", "our interview: Senior Engineer (Contoso)"),
-        ("interview - Acme", "our interview: Acme"),
-        ("Interview", "our interview: Interview"),
-        ("Technical interview - Acme", "our interview: Technical interview - Acme"),
+        ("Interview: Senior Engineer (Contoso)", "our interview"),
+        ("interview - Acme", "our interview"),
+        ("Phone screen - Hooli", "our phone screen"),
+        ("Technical interview - Acme", "our technical interview"),
+        ("Final round interview - Initech", "our final interview"),
+        ("Recruiter call - Pied Piper", "our call"),
     ],
 )
-def test_subjects_do_not_repeat_interview(title: str, subject_end: str) -> None:
+def test_subjects_do_not_repeat_the_calendar_title(title: str, noun: str) -> None:
     draft = Renderer(make_config()).render(action(ActionKind.RESCHEDULE), interview(title=title), now=NOW)
-    assert draft.subject.endswith(subject_end)
+    assert noun + " on Tuesday 10 March" in draft.subject
+    assert title not in draft.subject

@@ -1,7 +1,8 @@
 """Rendering drafts: Jinja2 templates (plain text, optional HTML twin) per action kind.
 
-Built-in templates live in the ``daemon.templates`` package; a file with the same name in
-``drafts.templates_dir`` wins. Templates see only plain data prepared here (strings, lists, dicts):
+Built-in templates live in the ``daemon.templates`` package (English at its root, other languages
+in a folder named by ``drafts.language``); a file with the same name in ``drafts.templates_dir``
+wins. The built-in HTML twins render the plain-text body as paragraphs, so the two always agree. Templates see only plain data prepared here (strings, lists, dicts):
 the interview's own event and the action, never the conflicting event, never ``action.notes`` or
 ``action.explanation`` (those are for the user). Event text is untrusted: it is passed as values
 (never compiled as a template), rendered in a sandbox, escaped in HTML, and cleaned of control
@@ -30,24 +31,27 @@ from jinja2 import (
     StrictUndefined,
     TemplateNotFound,
     TemplateSyntaxError,
+    pass_context,
 )
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
 
 from daemon.config import REASONS, TIME_ZONE_REASON, Config
-from daemon.core.model import Action, ActionKind, Event, Person, Slot, utc_now
+from daemon.core.model import Action, ActionKind, CaseFacts, Event, Mode, Person, Slot, utc_now
 from daemon.core.normalize import zone
 from daemon.core.text import display_name, msg_id, one_line
+from daemon.engine import writing
 from providers.base import Address, DraftMessage, ThreadInfo
 
 log = logging.getLogger(f"salvage.{__name__}")
 
 PARTS = ("subject", "txt", "html")
 SHORT_NOTICE = timedelta(hours=24)
-_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
-)
+FEW_DAYS = timedelta(hours=72)
+# Reasons after which "could we still meet now?" is a fair question (not after illness or a family
+# emergency); onsite, only a transport delay: the user is on the way.
+_NOW_OK = frozenset({"scheduling_conflict", "own_mistake", "technical_problem", "transport_delay", "current_job"})
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029\u0085]")
 _INNER_SPACES = re.compile(r"(?<=\S) {2,}")  # e.g. where an empty reason sentence was left out
 
@@ -62,20 +66,28 @@ def template_name(kind: ActionKind, part: str) -> str:
 
 
 TEMPLATE_NAMES: frozenset[str] = frozenset(
-    {template_name(kind, part) for kind in ActionKind for part in PARTS} | {"_macros.j2", "_macros.html.j2"}
+    {template_name(kind, part) for kind in ActionKind for part in PARTS}
+    | {"_macros.j2", "_macros.html.j2", "_writing.j2"}
 )
 
 
 # ---- the Jinja environment ----------------------------------------------------------------------
 
 
-def _builtin_loader() -> BaseLoader:
+def _language_neutral(name: str) -> bool:
+    """The HTML twins and their macros only lay out the text body: one set serves every language."""
+    return name.endswith(".html.j2")
+
+
+def _builtin_loader(language: str = "en") -> BaseLoader:
     root = resources.files("daemon.templates")
 
     def load(name: str) -> tuple[str, str, Callable[[], bool]] | None:
         if "/" in name or "\\" in name or name.startswith("."):
             return None
-        item = root.joinpath(name)
+        item = root.joinpath(name) if language == "en" else root.joinpath(language, name)
+        if not item.is_file() and language != "en" and _language_neutral(name):
+            item = root.joinpath(name)
         if not item.is_file():
             return None
         return item.read_text(encoding="utf-8"), str(item), lambda: True
@@ -87,12 +99,36 @@ def _autoescape(name: str | None) -> bool:
     return bool(name and name.endswith(".html.j2"))
 
 
-def _environment(templates_dir: Path | None) -> SandboxedEnvironment:
+@pass_context
+def _variant(context: Context, name: str, count: int) -> int:
+    """``variant("opening", 3)`` in a template: 0, 1 or 2, stable for this case, spread across cases."""
+    return writing.variant(str(context.get("variant_seed", "")), str(name), int(count))
+
+
+def text_to_html(text: str) -> Markup:
+    """A plain-text body as HTML: blank lines part paragraphs, "- " lines make a list, all escaped."""
+    blocks: list[str] = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines = [line for line in block.split("\n") if line.strip()]
+        if not lines:
+            continue
+        items = [line for line in lines if line.startswith("- ")]
+        lead = [line for line in lines if not line.startswith("- ")]
+        if items and lines[: len(lead)] == lead:
+            if lead:
+                blocks.append("<p>" + "<br>\n".join(str(escape(line)) for line in lead) + "</p>")
+            blocks.append("<ul>\n" + "\n".join(f"<li>{escape(i[2:])}</li>" for i in items) + "\n</ul>")
+        else:
+            blocks.append("<p>" + "<br>\n".join(str(escape(line)) for line in lines) + "</p>")
+    return Markup("\n".join(blocks))
+
+
+def _environment(templates_dir: Path | None, language: str = "en") -> SandboxedEnvironment:
     loaders: list[BaseLoader] = []
     if templates_dir is not None:
         loaders.append(FileSystemLoader(str(templates_dir), encoding="utf-8", followlinks=True))
-    loaders.append(_builtin_loader())
-    return SandboxedEnvironment(
+    loaders.append(_builtin_loader(language))
+    env = SandboxedEnvironment(
         loader=ChoiceLoader(loaders),
         undefined=StrictUndefined,
         autoescape=_autoescape,
@@ -100,13 +136,16 @@ def _environment(templates_dir: Path | None) -> SandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
+    env.globals["variant"] = _variant
+    env.filters["paragraphs"] = text_to_html
+    return env
 
 
 # ---- formatting dates and times -----------------------------------------------------------------
 
 
-def _day(value: date) -> str:
-    return f"{_DAYS[value.weekday()]} {value.day} {_MONTHS[value.month - 1]}"
+def _day(value: date, language: str = "en") -> str:
+    return writing.day_text(value, language)
 
 
 def zone_label(value: datetime) -> str:
@@ -123,48 +162,58 @@ def zone_label(value: datetime) -> str:
     return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
 
 
-def _range(start: datetime, end: datetime, tz: tzinfo) -> tuple[str, str, date]:
-    """(with day, without day, local start date) for an interval shown in ``tz``."""
+def _range(start: datetime, end: datetime, tz: tzinfo, language: str = "en") -> tuple[str, str, date, str]:
+    """(with day, without day, local start date, start time with zone) for an interval shown in ``tz``."""
     s, e = start.astimezone(tz), end.astimezone(tz)
-    sa, ea = zone_label(s), zone_label(e)
+    sa, ea = writing.zone_word(zone_label(s), language), writing.zone_word(zone_label(e), language)
+    hours = " Uhr" if language == "de" else ""
     ends_same_day = e.date() == s.date() or (e.date() == s.date() + timedelta(days=1) and e.hour == e.minute == 0)
+    at = f"{s:%H:%M}{hours} {sa}"
     if ends_same_day:
-        times = f"{s:%H:%M}–{e:%H:%M} {sa}" if sa == ea else f"{s:%H:%M} {sa} – {e:%H:%M} {ea}"
-        return f"{_day(s.date())}, {times}", times, s.date()
-    full = f"{_day(s.date())}, {s:%H:%M} {sa} – {_day(e.date())}, {e:%H:%M} {ea}"
-    return full, full, s.date()
+        times = f"{s:%H:%M}–{e:%H:%M}{hours} {sa}" if sa == ea else f"{s:%H:%M} {sa} – {e:%H:%M}{hours} {ea}"
+        return f"{_day(s.date(), language)}, {times}", times, s.date(), at
+    full = f"{_day(s.date(), language)}, {s:%H:%M} {sa} – {_day(e.date(), language)}, {e:%H:%M}{hours} {ea}"
+    return full, full, s.date(), at
 
 
-def when(start: datetime, end: datetime, user_tz: tzinfo, their_tz: tzinfo | None) -> dict[str, Any]:
+def when(start: datetime, end: datetime, user_tz: tzinfo, their_tz: tzinfo | None,
+         language: str = "en") -> dict[str, Any]:
     """How templates see a time range: ``theirs`` (recipient's zone, or None) and ``mine`` (user's)."""
-    mine, mine_times, my_day = _range(start, end, user_tz)
+    mine, mine_times, my_day, my_at = _range(start, end, user_tz, language)
     theirs: str | None = None
     their_day = my_day
+    their_at = my_at
     if their_tz is not None:
-        text, _, their_day = _range(start, end, their_tz)
+        text, _, their_day, at = _range(start, end, their_tz, language)
         if text != mine:
-            theirs = text
+            theirs, their_at = text, at
     return {
         "theirs": theirs,
         "mine": mine,
         # In "(… for me)" the day is repeated only when it differs from the recipient's.
         "mine_short": mine_times if their_day == my_day else mine,
-        "day": _day(their_day if theirs else my_day),
+        "day": _day(their_day if theirs else my_day, language),
+        # The start alone ("09:30 GMT"), in the recipient's zone when shown there.
+        "time": their_at,
+        "time_mine": my_at,
         "all_day": False,
         "start": start.isoformat(),
         "end": end.isoformat(),
     }
 
 
-def when_dates(start: date, end: date) -> dict[str, Any]:
+def when_dates(start: date, end: date, language: str = "en") -> dict[str, Any]:
     """How templates see an all-day range (end exclusive): dates only, no zones."""
     last = max(start, end - timedelta(days=1))
-    text = _day(start) if last == start else f"{_day(start)} to {_day(last)}"
+    joiner = " bis " if language == "de" else " to "
+    text = _day(start, language) if last == start else f"{_day(start, language)}{joiner}{_day(last, language)}"
     return {
         "theirs": None,
         "mine": text,
         "mine_short": text,
-        "day": _day(start),
+        "day": _day(start, language),
+        "time": "",
+        "time_mine": "",
         "all_day": True,
         "start": start.isoformat(),
         "end": end.isoformat(),
@@ -194,10 +243,8 @@ def _usable_name(p: Person) -> str:
     return name
 
 
-def _join_names(names: list[str]) -> str:
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
+def _join_names(names: list[str], language: str = "en") -> str:
+    return writing.join_names(names, language)
 
 
 def _signature_lines(signature: str | None) -> list[str]:
@@ -222,27 +269,58 @@ def _their_zone(action: Action) -> tzinfo | None:
     return zone(action.recipient_timezone) if action.recipient_timezone else None
 
 
-JUST_MISSED = timedelta(hours=2)
+def _greeting(action: Action, language: str) -> tuple[str, str, str, list[dict[str, str]]]:
+    """(first names joined, team's company, kind of greeting, recipients) for the salutation."""
+    people = [(p, writing.addressee(p, _usable_name(p))) for p in action.recipients]
+    persons = [a for _, a in people if a.kind == "person"]
+    teams = [a for _, a in people if a.kind == "team"]
+    recipients = [{"name": _usable_name(p), "email": p.email, "first": a.first, "full": a.full, "kind": a.kind}
+                  for p, a in people]
+    if persons:
+        key = "full" if language == "de" else "first"  # German greets formally, by the whole name
+        return _join_names([getattr(a, key) for a in persons], language), "", "person", recipients
+    if teams:
+        return "", teams[0].company, "team", recipients
+    return "", "", "unknown", recipients
+
+
+def _notice(until: timedelta) -> str:
+    if until < SHORT_NOTICE:
+        return "short"
+    return "days" if until < FEW_DAYS else "ample"
 
 
 def build_context(config: Config, action: Action, event: Event, now: datetime) -> dict[str, Any]:
     """The variables every template receives (documented in docs/templates.md)."""
+    language = config.drafts.language
     user_tz = config.user.zone
     their_tz = _their_zone(action)
+    shown_tz = their_tz or user_tz
     if isinstance(event.start, datetime) and isinstance(event.end, datetime):
-        interview_when = when(event.start, event.end, user_tz, their_tz)
-        starts = event.start
+        interview_when = when(event.start, event.end, user_tz, their_tz, language)
+        starts, ends = event.start, event.end
     else:
         assert isinstance(event.start, date) and isinstance(event.end, date)
-        interview_when = when_dates(event.start, event.end)
-        starts = event.span(user_tz)[0]
+        interview_when = when_dates(event.start, event.end, language)
+        starts, ends = event.span(user_tz)
     until = starts - now
-    named = [n for n in (_usable_name(p) for p in action.recipients) if n]
+    window_open = starts <= now < ends
+    mode = action.mode.value
+    # Seeds: "If you could attend the meeting in short order, you could ask if the hiring manager is
+    # available to see you now" — not once its window has passed, and not after a reason that rules it out.
+    still_open = window_open and action.reason in _NOW_OK and (
+        action.mode is not Mode.ONSITE or action.reason == "transport_delay")
+    names, team, greeting_kind, recipients = _greeting(action, language)
+    title = "" if event.is_private else _clean(event.title, 150)
     return {
         "kind": action.kind.value,
         "reason": action.reason,
-        "greeting_name": _join_names(named),
-        "recipients": [{"name": _usable_name(p), "email": p.email} for p in action.recipients],
+        "language": language,
+        "variant_seed": f"{action.occurrence_key}\x1f{action.kind.value}",
+        "greeting_name": names,
+        "greeting_team": team,
+        "greeting_kind": greeting_kind,
+        "recipients": recipients,
         "user": {
             "name": _clean(config.user.name, 100),
             "email": config.user.email,
@@ -250,35 +328,47 @@ def build_context(config: Config, action: Action, event: Event, now: datetime) -
             "signature_lines": _signature_lines(config.user.signature),
         },
         "interview": {
-            "title": "" if event.is_private else _clean(event.title, 150),
-            "topic": "" if event.is_private else _topic(_clean(event.title, 150)),
+            "title": title,
+            "topic": _topic(title) if title else "",
+            "noun": writing.interview_noun(title, language),
+            "mode": mode,
             "when": interview_when,
             "day": interview_when["day"],
             "all_day": event.all_day,
+            "notice": _notice(until),
             "short_notice": timedelta(0) <= until < SHORT_NOTICE,
-            # Missed within the last two hours: "are you still free now?" is still a fair question.
-            "just_missed": timedelta(0) <= -until <= JUST_MISSED,
+            "relative": "" if event.all_day else writing.relative_day(starts, now, shown_tz),
+            "window_open": window_open,
+            "still_open": still_open,
+            "just_missed": still_open,  # the name older templates used
         },
-        "slots": [when(s.start, s.end, user_tz, their_tz) for s in action.slots],
-        "case": _case_context(action, event, user_tz, their_tz),
+        "case": _case_context(action, event, user_tz, their_tz, language),
+        "probable": when(action.probable.start, action.probable.end, user_tz, their_tz, language)
+        if action.probable else None,
+        "hours_overlap": action.hours_overlap,
+        "slots": [when(s.start, s.end, user_tz, their_tz, language) for s in action.slots],
     }
 
 
-def _case_context(action: Action, event: Event, user_tz: tzinfo, their_tz: tzinfo | None) -> dict[str, Any]:
+def _case_context(action: Action, event: Event, user_tz: tzinfo, their_tz: tzinfo | None,
+                  language: str = "en") -> dict[str, Any]:
     """The interview's story so far (from its case, ``action.case``), for wording."""
     facts = action.case
     start = event.span(user_tz)[0]
 
     def at(slot: Slot | None) -> dict[str, Any] | None:
-        return when(slot.start, slot.end, user_tz, their_tz) if slot is not None else None
+        return when(slot.start, slot.end, user_tz, their_tz, language) if slot is not None else None
 
     original = facts.original if facts.original is None or facts.original.start != start else None
     return {
         "after_miss": facts.follows_miss,
+        "follows_miss": facts.follows_miss,
         "apology_sent": facts.apology_sent,
         "prior_contact": facts.prior_contact,
         "original": at(original),  # none when it is the interview's own (unmoved) time
         "rebooked": at(facts.rebooked),
+        "agreed": facts.agreed,
+        "previous_requests": facts.previous_requests,
     }
 
 
@@ -340,7 +430,7 @@ class Renderer:
         folder = config.drafts.templates_dir
         if folder is not None and not folder.is_dir():
             log.warning("drafts.templates_dir %s is not a folder; using the built-in templates", folder)
-        self.env = _environment(folder)
+        self.env = _environment(folder, config.drafts.language)
 
     def _render(self, name: str, context: dict[str, Any]) -> str:
         try:
@@ -365,7 +455,9 @@ class Renderer:
         context = build_context(self.config, action, event, moment)
         subject = _clean(self._render(template_name(action.kind, "subject"), context), 250)
         text = tidy(self._render(template_name(action.kind, "txt"), context))
-        html = tidy(self._render(template_name(action.kind, "html"), context)) if self.config.drafts.html else None
+        html = None
+        if self.config.drafts.html:
+            html = tidy(self._render(template_name(action.kind, "html"), {**context, "text_body": text}))
         in_reply_to: str | None = None
         references: tuple[str, ...] = ()
         thread_id: str | None = None
@@ -436,7 +528,7 @@ def template_problems(config: Config) -> list[str]:
             return [f"drafts.templates_dir: {folder} does not exist"]
         if not folder.is_dir():
             return [f"drafts.templates_dir: {folder} is not a folder"]
-    env = _environment(folder)
+    env = _environment(folder, config.drafts.language)
     names = set(TEMPLATE_NAMES)
     if folder is not None:
         try:
@@ -469,12 +561,35 @@ def template_problems(config: Config) -> list[str]:
     renderer = Renderer(config.model_copy(update={"drafts": config.drafts.model_copy(update={"html": True})}))
     seen: set[str] = set()
     now = datetime(2030, 3, 9, 12, 0, tzinfo=config.user.zone)
+    # The branches a built-in takes: each reason-bearing kind with each reason in each mode, at the
+    # moment that kind is drafted (a missed one both during and after its window), and the others
+    # in each mode with each set of case facts.
+    start = event.span(config.user.zone)[0]
+    rebooked = Slot(start + timedelta(days=5), start + timedelta(days=5, hours=1))
+    cases = (CaseFacts(), CaseFacts(follows_miss=True, apology_sent=True, rebooked=rebooked, agreed=True,
+                                    previous_requests=1), CaseFacts(follows_miss=True, agreed=False))
+    moments = {ActionKind.RESCHEDULE: (now, start - timedelta(hours=3)),
+               ActionKind.MISSED: (start + timedelta(minutes=15), start + timedelta(hours=3)),
+               ActionKind.FOLLOW_UP: (start + timedelta(days=1),)}
+    variants: list[Action] = []
+    moment_of: list[datetime] = []
+    turn = 0
     for kind in ActionKind:
-        for reason in (*REASONS, TIME_ZONE_REASON):
-            try:
-                renderer.render(replace(action, kind=kind, reason=reason), event, now=now)
-            except RenderError as exc:
-                if str(exc) not in seen:
-                    seen.add(str(exc))
-                    problems.append(str(exc))
+        reasons = (*REASONS, TIME_ZONE_REASON) if kind in moments else ("scheduling_conflict",)
+        for reason in reasons:
+            for mode in Mode:
+                for case in cases if kind not in moments else (cases[turn % len(cases)],):
+                    turn += 1
+                    variants.append(replace(action, kind=kind, reason=reason, mode=mode, case=case,
+                                            probable=rebooked if turn % 2 else None,
+                                            hours_overlap=bool(turn % 3), slots=action.slots if turn % 4 else ()))
+                    options = moments.get(kind, (now,))
+                    moment_of.append(options[turn % len(options)])
+    for variant, moment in zip(variants, moment_of, strict=True):
+        try:
+            renderer.render(variant, event, now=moment)
+        except RenderError as exc:
+            if str(exc) not in seen:
+                seen.add(str(exc))
+                problems.append(str(exc))
     return problems
