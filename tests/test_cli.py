@@ -200,3 +200,12 @@ def test_auth_browser_switches_a_microsoft_account_to_the_browser_flow(tmp_path:
     with pytest.raises(SystemExit) as stop:
         main(["auth", "--config", str(config), "work", "--browser", "--no-browser"])
     assert stop.value.code == 2
+
+
+def test_check_tells_the_user_what_each_clash_is_with(demo_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The articles' "consider your reason", for the user only (drafts never name the other event)."""
+    main(["check", "--config", str(demo_config), "--now", DEMO_NOW])
+    out = " ".join(capsys.readouterr().out.split())
+    assert 'This clash is with another interview ("Final round interview - Initech"): never cite it' in out
+    assert 'This clash is with a health appointment ("Dentist - Dr Patel")' in out
+    assert "Call Priya Shah first: +44 20 7946 0321" in out

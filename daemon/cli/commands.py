@@ -126,6 +126,10 @@ def cmd_check(args: argparse.Namespace, out: Console) -> int:
         else:
             out.print(interviews_table(evaluation, config, f"Interviews as of {fmt_instant(now, config.user.zone)}"))
             out.print(f"{len(interviews)} interview(s), {len(risky)} at risk.")
+            # What the planner has to tell you (call first; what the clash is with): never in a draft.
+            for action in evaluation.actions:
+                for note in action.notes:
+                    out.print(f"  → {short_id(action.occurrence_key)} {action.kind.value}: {_escape(note)}")
         print_cases(cases, config, out)
     missed = [c for c in cases if c.phase.value == "missed"]
     return 1 if risky or missed or report.failed_accounts else 0
