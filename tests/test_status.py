@@ -131,6 +131,10 @@ def test_table_after_a_pass(config: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "Tue 24 Nov 10:30" in out  # last poll, in the user's timezone
     assert "Phone screen - Hooli" in out and "missed" in out and "double_booked" in out
     assert "priya.shah@hooli.example" in out and "untouched" in out
+    # each draft's review note: call first, and what the clash is with (the articles' "consider your reason")
+    flat = " ".join(out.split())
+    assert "→ missed_interview to priya.shah@hooli.example: Call Priya Shah first: +44 20 7946 0321" in flat
+    assert 'This clash is with another interview ("Final round interview - Initech")' in flat
 
 
 def test_a_failing_account_is_shown_and_fails_the_exit_code(config: Path,

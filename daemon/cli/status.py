@@ -202,3 +202,7 @@ def _print_drafts(drafts: list[DraftRecord], config: Config, out: Console) -> No
         table.add_row(escape(d.account), d.kind.value, state, escape(d.recipients), escape(d.subject),
                       fmt_instant(d.event_start, tz), fmt_instant(d.updated, tz))
     out.print(table)
+    # The draft's review note: what to do first and what the clash is with (never in the draft itself).
+    for d in drafts:
+        for note in (n.strip() for n in d.note.split("; ") if n.strip()):
+            out.print(f"  → {d.kind.value} to {escape(d.recipients)}: {escape(note)}")
