@@ -209,3 +209,32 @@ def test_check_tells_the_user_what_each_clash_is_with(demo_config: Path, capsys:
     assert 'This clash is with another interview ("Final round interview - Initech"): never cite it' in out
     assert 'This clash is with a health appointment ("Dentist - Dr Patel")' in out
     assert "Call Priya Shah first: +44 20 7946 0321" in out
+
+
+def test_call_first_line_says_why_whatever_the_notice() -> None:
+    """A number in the invitation means a call first for any move; "short notice" only when it is."""
+    import io
+    from datetime import datetime, timedelta, timezone
+
+    from rich.console import Console
+
+    from daemon.cli.commands import print_call_first
+    from daemon.core.model import Event
+    from daemon.engine.pipeline import Evaluation, Outcome
+
+    now = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+
+    def said(days: float) -> str:
+        start = now + timedelta(days=days)
+        event = Event(account="a", source_id="iv", title="Phone screen - Hooli", start=start,
+                      end=start + timedelta(minutes=30))
+        evaluation = Evaluation(now=now, events=(event,), by_key={"iv": event}, classifications={}, risks=(),
+                                actions=())
+        outcome = Outcome("k", "a", "iv", "reschedule_request", "created", call_first=True, phone="+44 20 7946 0321")
+        buffer = io.StringIO()
+        print_call_first([outcome], evaluation, Console(file=buffer, width=200))
+        return buffer.getvalue()
+
+    week = said(5)
+    assert "Moving 'Phone screen - Hooli': call them first on +44 20 7946 0321" in week and "Short" not in week
+    assert "Short notice for 'Phone screen - Hooli': call them first" in said(0.5)

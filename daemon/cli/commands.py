@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 
@@ -325,7 +325,8 @@ def cmd_done(args: argparse.Namespace, out: Console) -> int:
 
 
 def print_call_first(outcomes: list[Outcome], evaluation: Evaluation | None, out: Console) -> None:
-    """The loud "phone them first" line, true to why: a missed interview, or a short-notice move."""
+    """The loud "phone them first" line, true to why: a missed interview, a short-notice move, or a
+    move whose invitation gives a number (the articles: phone for any cancellation)."""
     for o in outcomes:
         if not o.call_first or o.result not in (Result.CREATED, Result.UPDATED, Result.WOULD_CREATE):
             continue
@@ -335,8 +336,14 @@ def print_call_first(outcomes: list[Outcome], evaluation: Evaluation | None, out
         if o.kind == ActionKind.MISSED.value:
             out.print(f"[bold red]You missed{title}: call them first{phone}[/] — a phone call beats email; "
                       "then send the draft.")
-        else:
+            continue
+        short = event is not None and evaluation is not None and (
+            event.span(evaluation.now.tzinfo or timezone.utc)[0] - evaluation.now < timedelta(hours=24))
+        if short or not o.phone:
             out.print(f"[bold red]Short notice for{title}: call them first{phone}[/] — then send the draft.")
+        else:
+            out.print(f"[bold]Moving{title}: call them first{phone}[/] — the invitation gives a number, and a "
+                      "call beats email for any cancellation; then send the draft.")
 
 
 def cmd_status(args: argparse.Namespace, out: Console) -> int:
