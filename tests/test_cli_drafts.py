@@ -61,9 +61,9 @@ def test_drafts_show_prints_the_decoded_draft(demo: tuple[Path, str], capsys: py
     assert main(["drafts", "show", row["id"], "-c", str(out / "config.yaml")]) == 0
     shown = capsys.readouterr().out
     assert "To: Priya Shah <priya.shah@hooli.example>" in shown
-    assert "Subject: Apologies for missing our interview: Phone screen - Hooli" in shown
-    assert "09:30–10:00" in shown and "=E2=80=93" not in shown
-    assert "Are you still free now" in shown
+    assert "Subject: Apologies — our phone screen this morning" in shown
+    assert "10:30–11:00 GMT" in shown and "=E2=80=93" not in shown
+    assert "still free" not in shown and "another time" in shown  # 09:30–10:00, drafted at 10:30
     # --config after the sub-command works too; an unknown id is a user error
     assert main(["drafts", "-c", str(out / "config.yaml"), "show", "ffffffff"]) == 2
 

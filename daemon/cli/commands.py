@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from daemon.cli.common import (
     UserError,
@@ -30,6 +31,7 @@ from daemon.cli.output import (
     _escape,
     fmt_instant,
     fmt_when,
+    hanging,
     interview_json,
     interviews_table,
     print_outcomes,
@@ -126,11 +128,15 @@ def cmd_check(args: argparse.Namespace, out: Console) -> int:
         else:
             out.print(interviews_table(evaluation, config, f"Interviews as of {fmt_instant(now, config.user.zone)}"))
             out.print(f"{len(interviews)} interview(s), {len(risky)} at risk.")
-            # What the planner has to tell you (call first; what the clash is with): never in a draft.
-            for action in evaluation.actions:
-                for note in action.notes:
-                    out.print(f"  → {short_id(action.occurrence_key)} {action.kind.value}: {_escape(note)}")
         print_cases(cases, config, out)
+        # What the planner has to tell you (call first; what the clash is with): never in a draft.
+        notes = [(a, n) for a in evaluation.actions for n in a.notes]
+        if notes:
+            out.print("Before you send:")
+        for action, note in notes:
+            line = f"→ {short_id(action.occurrence_key)} {action.kind.value}: {_escape(note)}"
+            for part in hanging(out, Text.from_markup(line), out.width, indent=2):
+                out.print(part)
     missed = [c for c in cases if c.phase.value == "missed"]
     return 1 if risky or missed or report.failed_accounts else 0
 

@@ -11,10 +11,11 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from daemon.cli.cases import case_json, open_cases, print_cases
 from daemon.cli.common import config_from, dump_json, parse_now
-from daemon.cli.output import fmt_instant, interview_json, interviews_table
+from daemon.cli.output import fmt_instant, hanging, interview_json, interviews_table
 from daemon.config import Config
 from daemon.core.model import DraftState, RiskKind, utc_now
 from daemon.engine.state import LIVE_STATES, DraftRecord, StateError, StateStore
@@ -205,4 +206,6 @@ def _print_drafts(drafts: list[DraftRecord], config: Config, out: Console) -> No
     # The draft's review note: what to do first and what the clash is with (never in the draft itself).
     for d in drafts:
         for note in (n.strip() for n in d.note.split("; ") if n.strip()):
-            out.print(f"  → {d.kind.value} to {escape(d.recipients)}: {escape(note)}")
+            line = Text.from_markup(f"→ {d.kind.value} to {escape(d.recipients)}: {escape(note)}")
+            for part in hanging(out, line, out.width, indent=2):
+                out.print(part)
