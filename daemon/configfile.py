@@ -9,7 +9,11 @@ refused with a plain message rather than read:
 - YAML aliases may not refer to themselves, and the document, with every alias expanded, may not
   hold more than :data:`MAX_VALUES` values (a "billion laughs" file is a few lines long);
 - an unquoted ``9:00`` is a YAML 1.1 base-60 *number* (540), not a time: it is refused with the fix;
-- ``.nan`` and ``.inf`` are refused: no setting means "not a number".
+- ``.nan`` and ``.inf`` are refused: no setting means "not a number";
+- collections nested deeper than :data:`MAX_DEPTH` are refused as the parser meets them.
+
+libyaml's parser is used when PyYAML has it (a thousand-account config reads in a tenth of the time);
+refused YAML is then read again with the pure-Python parser, whose messages the user has always seen.
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 MAX_BYTES = 1024 * 1024
 MAX_VALUES = 20_000
@@ -124,7 +134,7 @@ class _Walk:
                                    f"than {MAX_VALUES} values; a Salvage config needs far fewer (aliases of aliases?)"])
 
     def scalar(self, node: yaml.ScalarNode, path: tuple[str | int, ...]) -> None:
-        if node.style is not None:  # quoted or block text: a string, whatever it looks like
+        if node.style:  # quoted or block text: a string, whatever it looks like (plain: None, or '' from libyaml)
             return
         if node.tag == _INT and ":" in node.value:
             self.problems.append(f'{self.where(node, path)}: write times as quoted "HH:MM" (unquoted, YAML reads '
@@ -136,6 +146,81 @@ class _Walk:
 
 MAX_DEPTH = 50
 
+try:  # libyaml's parser (the C extension PyYAML is usually built with): ten times the pure-Python one
+    from yaml.cyaml import CParser as _FastParser  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - a PyYAML built without libyaml
+    _FastParser = None  # type: ignore[assignment, misc]
+
+
+class _TooDeep(Exception):
+    def __init__(self, mark: Any) -> None:
+        super().__init__("nested too deeply")
+        self.mark = mark
+
+
+class _DepthComposer(Composer):
+    """PyYAML's composer, refusing collections nested deeper than :data:`MAX_DEPTH` as it meets them.
+
+    The check runs on the parser's events before the (recursive) composition goes any deeper, so a
+    file of a million ``[`` is refused in one pass without exhausting the stack.
+    """
+
+    depth = 0
+
+    def compose_sequence_node(self, anchor: Any) -> Any:
+        return self._nested(super().compose_sequence_node, anchor)
+
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        return self._nested(super().compose_mapping_node, anchor)
+
+    def _nested(self, compose: Any, anchor: Any) -> Any:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _TooDeep(self.peek_event().start_mark)  # type: ignore[attr-defined]
+        try:
+            return compose(anchor)
+        finally:
+            self.depth -= 1
+
+
+class _Constructing(SafeConstructor):
+    """The safe constructor, with a value its explicit tag cannot read (``!!int x``) a YAML error."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, AttributeError, KeyError):
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            raise ConstructorError(None, None, f"{node.value!r} cannot be read as {tag}", node.start_mark) from None
+
+
+class _PythonLoader(Reader, Scanner, Parser, _DepthComposer, _Constructing, Resolver):
+    """The pure-Python loader: what the messages of refused YAML come from."""
+
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        _DepthComposer.__init__(self)
+        _Constructing.__init__(self)
+        Resolver.__init__(self)
+
+
+if _FastParser is not None:
+
+    class _FastLoader(_DepthComposer, _FastParser, _Constructing, Resolver):  # type: ignore[misc, valid-type]
+        """libyaml's parser under the Python composer (for the depth check) and safe constructor."""
+
+        def __init__(self, stream: str) -> None:
+            _FastParser.__init__(self, stream)
+            _DepthComposer.__init__(self)
+            _Constructing.__init__(self)
+            Resolver.__init__(self)
+
+    _LOADERS: tuple[type, ...] = (_FastLoader, _PythonLoader)
+else:  # pragma: no cover
+    _LOADERS = (_PythonLoader,)
+
 
 def _invalid(exc: yaml.YAMLError, name: str) -> ConfigFileError:
     mark = getattr(exc, "problem_mark", None)
@@ -143,16 +228,37 @@ def _invalid(exc: yaml.YAMLError, name: str) -> ConfigFileError:
     return ConfigFileError([f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}"])
 
 
-def _check_depth(text: str, name: str) -> None:
-    depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
-                where = f"{name}:{event.start_mark.line + 1}" if event.start_mark else name
-                raise ConfigFileError([f"{where}: the YAML is nested too deeply for a config file"])
-        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-            depth -= 1
+def _compose(text: str, name: str, loader_class: type) -> tuple[Any, Any]:
+    """The root node of the single document in ``text`` (None if empty) and its loader."""
+    loader = loader_class(text)
+    try:
+        return loader.get_single_node(), loader
+    except _TooDeep as exc:
+        loader.dispose()
+        where = f"{name}:{exc.mark.line + 1}" if exc.mark is not None else name
+        raise ConfigFileError([f"{where}: the YAML is nested too deeply for a config file"]) from None
+    except RecursionError:
+        loader.dispose()
+        raise ConfigFileError([f"{name}: the YAML is nested too deeply for a config file"]) from None
+    except BaseException:
+        loader.dispose()
+        raise
+
+
+def _refused(text: str, name: str, fast: yaml.YAMLError) -> ConfigFileError:
+    """The message for YAML the fast parser refused: the pure-Python parser's, as it always was.
+
+    libyaml words its errors differently ("did not find expected key"); where it refuses what the
+    Python parser accepts, its own message is given.
+    """
+    if len(_LOADERS) == 1:
+        return _invalid(fast, name)
+    try:
+        _, loader = _compose(text, name, _PythonLoader)
+        loader.dispose()
+    except yaml.YAMLError as exc:
+        return _invalid(exc, name)
+    return _invalid(fast, name)
 
 
 def load_yaml(text: str, name: str) -> Any:
@@ -161,17 +267,10 @@ def load_yaml(text: str, name: str) -> Any:
     Raises :class:`ConfigFileError` (every problem found, each with key path, file and line).
     """
     try:
-        _check_depth(text, name)  # the parser is iterative; the composer below recurses
+        node, loader = _compose(text, name, _LOADERS[0])
     except yaml.YAMLError as exc:
-        raise _invalid(exc, name) from None
-    loader = yaml.SafeLoader(text)
+        raise _refused(text, name, exc) from None
     try:
-        try:
-            node = loader.get_single_node()
-        except yaml.YAMLError as exc:
-            raise _invalid(exc, name) from None
-        except RecursionError:
-            raise ConfigFileError([f"{name}: the YAML is nested too deeply for a config file"]) from None
         if node is None:
             return None
         walk = _Walk(name)

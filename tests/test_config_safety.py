@@ -9,9 +9,11 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon import configfile
 from daemon.cli import main
 from daemon.cli.commands import DEMO_NOW
 from daemon.config import ConfigError, parse_config
@@ -114,3 +116,76 @@ def test_generated_scalars_are_read_or_refused_never_crash(start: str, threshold
     start_time = config.working_hours.start
     assert start_time.tzinfo is None and config.classification.threshold == config.classification.threshold
     assert abs(config.classification.threshold) != float("inf")
+
+
+# ---- the libyaml loader reads what the pure-Python one read, and refuses with the same words (issue 14) --
+
+REFUSED = [
+    "user:\n  name: [unclosed\n", "a: b: c\n", "a:\n  - x\n  y: 2\n", "a: 'unterminated\nb: 2\n", "a: *nope\n",
+    "a: 1\n---\nb: 2\n", "a:\n\tb: 1\n", "a: {b: 1\nc: 2\n", "- a\nb: 1\n", "key: [1, 2]]\n", "a: @x\n",
+    "x:\n  y: 1\n   z: 2\n", "a: |\n  x\n y\n", "a: \x07\n", "a: !!python/object:os.system x\n",
+    "a: &x 1\nb: &x 2\n", "x: " + "[" * 60 + "]" * 60 + "\n", "ok: 1\nx:\n" + "".join(f"{' ' * i} - \n" for i in range(60)),
+]
+
+
+def _outcome(text: str) -> object:
+    try:
+        return ("data", configfile.load_yaml(text, "c.yaml"))
+    except configfile.ConfigFileError as exc:
+        return ("refused", exc.problems)
+
+
+@pytest.fixture
+def python_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a PyYAML built without libyaml."""
+    monkeypatch.setattr(configfile, "_LOADERS", (configfile._PythonLoader,))
+
+
+def test_the_c_loader_is_used_when_pyyaml_has_it() -> None:
+    assert yaml.__with_libyaml__ and configfile._LOADERS[0] is not configfile._PythonLoader
+
+
+@pytest.mark.parametrize("text", [BASE, (Path(__file__).parents[1] / "config.example.yaml").read_text(),
+                                  BASE + "x: &a {k: [1, 2.5, '3', \"x\", null, true, 2026-11-24]}\ny: *a\n"],
+                         ids=["demo", "example", "aliases"])
+def test_the_c_loader_gives_the_same_data(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = _outcome(text)
+    monkeypatch.setattr(configfile, "_LOADERS", (configfile._PythonLoader,))
+    assert fast[0] == "data" and fast == _outcome(text) and fast[1] == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("text", REFUSED + [c[0] for c in CASES.values()])
+def test_refused_yaml_reads_the_same_with_either_loader(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = _outcome(text)
+    monkeypatch.setattr(configfile, "_LOADERS", (configfile._PythonLoader,))
+    assert fast == _outcome(text)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "state.path" not in c and "type" not in c])
+def test_every_guard_holds_without_libyaml(case: str, python_only: None) -> None:
+    text, expected = CASES[case]
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert expected in " ".join(" ".join(info.value.problems).split())
+
+
+def test_lines_in_yaml_errors() -> None:
+    problems = {text: _outcome(text)[1] for text in REFUSED[:3]}
+    assert problems == {
+        "user:\n  name: [unclosed\n": ["c.yaml:3: not valid YAML: expected ',' or ']', but got '<stream end>'"],
+        "a: b: c\n": ["c.yaml:1: not valid YAML: mapping values are not allowed here"],
+        "a:\n  - x\n  y: 2\n": ["c.yaml:3: not valid YAML: expected <block end>, but found '?'"],
+    }
+    assert _outcome("ok: 1\nx: " + "[" * 60 + "]" * 60 + "\n") == (
+        "refused", ["c.yaml:2: the YAML is nested too deeply for a config file"])
+
+
+@pytest.mark.parametrize("value", ["!!int x", "!!float x", "!!timestamp x", "!!bool x", "!!binary x"])
+def test_a_value_its_tag_cannot_read_is_refused_with_its_line(value: str) -> None:
+    kind, problems = _outcome(f"a: 1\nb: {value}\n")
+    assert kind == "refused" and len(problems) == 1 and problems[0].startswith("c.yaml:2: not valid YAML:"), problems
+
+
+def test_a_megabyte_of_brackets_is_refused_not_a_crash() -> None:
+    assert _outcome("x: " + "[" * (1024 * 1024 - 10)) == (
+        "refused", ["c.yaml:1: the YAML is nested too deeply for a config file"])
