@@ -63,3 +63,55 @@ def test_every_url_account_of_an_engine_shares_one_client_across_passes(tmp_path
         finally:
             engine.close()
         assert clients[0].is_closed and clients[3].is_closed
+
+
+def test_at_most_a_few_requests_are_in_flight_to_one_host() -> None:
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from providers import http
+
+    state = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the base class's name
+            with lock:
+                state["now"] += 1
+                state["most"] = max(state["most"], state["now"])
+            time.sleep(0.05)
+            with lock:
+                state["now"] -= 1
+            body = b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pool = HttpPool()
+    client = pool.client()
+    url = f"http://127.0.0.1:{server.server_address[1]}/cal.ics"
+    bodies: list[bytes] = []
+
+    def fetch() -> None:
+        with client.stream("GET", url) as response:
+            bodies.append(response.read())
+
+    try:
+        threads = [threading.Thread(target=fetch) for _ in range(3 * http.PER_HOST)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        pool.close()
+        server.shutdown()
+        server.server_close()
+    assert len(bodies) == 3 * http.PER_HOST and all(b.startswith(b"BEGIN:VCALENDAR") for b in bodies)
+    assert 1 < state["most"] <= http.PER_HOST

@@ -454,6 +454,17 @@ def classify_all(events: Iterable[Event], config: Config) -> dict[str, Classific
     return {key: _classify(event, key, rules, config, memo) for key, event in chosen.items()}
 
 
+def classify_each(events: Iterable[Event], config: Config) -> list[Classification]:
+    """Classify every given event on its own, copies included, in order.
+
+    For the copy :func:`classify_all` picks, the verdict is the same as there: callers that keep
+    classifications per calendar (and classify only the calendars that changed) pick copies afterwards.
+    """
+    rules = _rules(config)
+    memo = _Memo(rules)
+    return [_classify(event, event.occurrence_key, rules, config, memo) for event in events]
+
+
 def _classify(event: Event, key: str, rules: _Rules, config: Config, memo: _Memo) -> Classification:
     excluded = _forced(event, rules.exclude)
     if excluded is not None:

@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone, tzinfo
 from enum import Enum, StrEnum
+from functools import lru_cache
 
 
 class Response(str, Enum):
@@ -208,6 +209,7 @@ def as_instant(value: datetime | date, tz: tzinfo) -> datetime:
     return datetime.combine(value, time(0), tzinfo=tz)
 
 
+@lru_cache(maxsize=8192)  # occurrence keys are asked for often, and built from few distinct instants
 def _instant_text(value: datetime | date) -> str:
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

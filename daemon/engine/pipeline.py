@@ -20,7 +20,7 @@ from functools import partial
 
 from daemon.config import AccountConfig, Config
 from daemon.core.cases import advance
-from daemon.core.classify import classify_all
+from daemon.core.classify import classify_each
 from daemon.core.copies import pick_copies
 from daemon.core.detect import detect
 from daemon.core.invitation import parse_invitation, with_invitation
@@ -37,6 +37,7 @@ from daemon.core.model import (
 )
 from daemon.core.plan import Skipped, plan_result
 from daemon.core.text import one_line
+from daemon.engine.codec import instant_to_text
 from daemon.engine.gcpause import gc_paused
 from daemon.engine.render import Renderer
 from daemon.engine.state import DraftRecord, StateStore
@@ -63,6 +64,11 @@ log = logging.getLogger(f"salvage.{__name__}")
 INVITATION_RETRY_ERROR = timedelta(minutes=30)
 # How long an unchanged evaluation may stand in for a new one (wake-ups always end it sooner).
 REUSE_FOR = timedelta(minutes=10)
+# A pass that waited for another pass's evaluation may take it though it was made this much after the
+# waiting pass began (its clock was read before its poll; the evaluation's after its own).
+REUSE_AHEAD = timedelta(seconds=60)
+# How long an evaluation waits for other passes' polls in flight, so that it covers them too.
+COALESCE_SECONDS = 2.0
 
 _FATE_STATE = {
     DraftFate.UNTOUCHED: DraftState.UNTOUCHED,
@@ -106,6 +112,24 @@ class Evaluation:
 
 
 _NO = Classification(occurrence_key="", is_interview=False, score=0.0, reasons=())
+
+
+@dataclass(frozen=True)
+class _Calendar:
+    """One account's stored events, decoded and classified, as of its events version."""
+
+    version: int
+    rows: list[tuple[str, str, Event]]  # (start, end) as the store compares them, and the event
+    verdicts: dict[str, Classification]  # by source id
+
+
+@dataclass(frozen=True)
+class _Made:
+    """An evaluation and the store's generation just before it was made: it reflects every change up to
+    that generation, so any pass whose own writes ended at or before it may act on it."""
+
+    evaluation: Evaluation
+    generation: int
 
 
 class Result(StrEnum):
@@ -191,8 +215,12 @@ class Engine:
         self._mailboxes: dict[str, DraftStore] = {}
         self._contexts: dict[str, ProviderContext] = {}  # one per account: its shared connections
         self._http = HttpPool()  # one HTTP client per CA bundle for every account, kept across passes
-        self._last: tuple[Evaluation, int] | None = None  # the last quiet pass's evaluation, its generation
-        self._last_lock = threading.Lock()
+        self._last: _Made | None = None  # the newest evaluation a pass acted on
+        self._evaluating = threading.Lock()  # one evaluation at a time: passes waiting for it take it
+        self._calendars: dict[str, _Calendar] = {}  # per account, kept until its events change
+        self._calendars_lock = threading.Lock()
+        self._polling = 0  # polls in flight in other passes' threads
+        self._polled = threading.Condition()
         self._warned: set[tuple[str, str]] = set()  # (account, problem) already logged as a warning
         # (account, source id) -> when to try an invitation email again after a mailbox error.
         self._invitation_errors: dict[tuple[str, str], datetime] = {}
@@ -224,8 +252,7 @@ class Engine:
 
     def forget_connections(self, account: str | None = None) -> None:
         """Drop cached provider objects (after a config reload or re-auth)."""
-        with self._last_lock:
-            self._last = None
+        self._last = None
         for cache in (self._sources, self._mailboxes):
             for name in list(cache):
                 if account is None or name == account:
@@ -304,13 +331,14 @@ class Engine:
         mail) and its facts attached; facts already kept with stored events are used either way.
         """
         window = self.window(now)
-        names = [a.name for a in self.accounts()]
+        calendars = self._stored_calendars([a.name for a in self.accounts()])
+        start, end = instant_to_text(window.start), instant_to_text(window.end)
         # The same invitation on two calendars: the copy the core's rule picks (daemon.core.copies).
-        by_key = pick_copies(self.store.events(names, start=window.start, end=window.end), self.config.user.zone)
+        by_key = pick_copies((e for c in calendars.values() for s, t, e in c.rows if t > start and s < end),
+                             self.config.user.zone)
         events = tuple(sorted(by_key.values(), key=lambda e: (e.span(self.config.user.zone)[0], e.occurrence_key)))
         context = self._plan_context(window)
-        with gc_paused():
-            classifications = classify_all(events, self.config)
+        classifications = {key: calendars[e.account].verdicts[e.source_id] for key, e in by_key.items()}
         if self.read_mail:
             events = self._with_invitations(events, classifications, now)
             by_key = {e.occurrence_key: e for e in events}
@@ -319,6 +347,29 @@ class Engine:
             result = plan_result(events, classifications, risks, self.config, now, context)
         return Evaluation(now, events, by_key, classifications, tuple(risks), tuple(result.actions),
                           tuple(result.skipped), result.cases, tuple(result.wakeups), context.window)
+
+    def _stored_calendars(self, names: list[str]) -> dict[str, _Calendar]:
+        """Every named account's stored events, decoded and classified; only changed accounts are read.
+
+        An account's events version (kept by the store, in any process) says when its events changed;
+        until then its decoded events and their classifications are kept, so evaluating a thousand
+        accounts after one of them changed decodes and classifies that one.
+        """
+        with self._calendars_lock:
+            versions = self.store.event_versions()
+            for name in list(self._calendars):
+                if name not in names:
+                    del self._calendars[name]
+            for name in names:
+                kept = self._calendars.get(name)
+                if kept is not None and kept.version == versions.get(name, 0):
+                    continue
+                version, rows = self.store.account_events(name)
+                with gc_paused():
+                    verdicts = classify_each((e for _, _, e in rows), self.config)
+                self._calendars[name] = _Calendar(version, rows, {
+                    e.source_id: v for (_, _, e), v in zip(rows, verdicts, strict=True)})
+            return {name: self._calendars[name] for name in names}
 
     def _plan_context(self, window: Window) -> PlanContext:
         """The planner's view of the past: drafts, the user's statements, the cases of enabled accounts."""
@@ -642,48 +693,67 @@ class Engine:
                  poll: bool = True) -> PassReport:
         """Poll (some) accounts, evaluate everything, reconcile drafts of those accounts.
 
-        When nothing the planner reads has changed since the last pass (the store's generation says
-        so), the last evaluation is reused for up to :data:`REUSE_FOR` and never past one of its
-        wake-ups: a service polling many unchanged accounts then pays for each poll's request and
-        its drafts' fates, not for classifying and planning every account again.
+        The evaluation is shared (see :meth:`evaluation`): a pass whose poll changed nothing acts on the
+        last one, and passes that end their polls while another pass evaluates take that evaluation
+        when it covers their changes, so a round of many accounts' passes evaluates a few times, not
+        once per account.
         """
         report = PassReport(now=now)
         selected = self.accounts(accounts)
         if poll:
-            for account in selected:
-                report.polls.append(self.poll(account, now))
-        evaluation = None if dry_run else self._reusable(now)
-        fresh = evaluation is None
-        if evaluation is None:
-            evaluation = self.evaluate(now)
+            with self._polled:
+                self._polling += 1
+            try:
+                for account in selected:
+                    report.polls.append(self.poll(account, now))
+            finally:
+                with self._polled:
+                    self._polling -= 1
+                    self._polled.notify_all()
+        evaluation, fresh = self.evaluation(now, dry_run=dry_run)
         report.evaluation = evaluation
-        if not dry_run and fresh:
-            self.store.record_risks(evaluation.risks, evaluation.by_key, now)
         report.outcomes = self.reconcile(evaluation, now, accounts=[a.name for a in selected], dry_run=dry_run)
         quiet = all(o.result in ("kept", "exists") for o in report.outcomes)
         if not dry_run and (fresh or not quiet):
             self.track(evaluation, now)
-        with self._last_lock:
-            # Reusable only when this pass changed nothing either: its drafts' fates feed the next plan.
-            self._last = (evaluation, self.store.generation()) if not dry_run and quiet else None
         return report
 
-    def _reusable(self, now: datetime) -> Evaluation | None:
-        """The last evaluation, if nothing it was made from has changed and no time has come due."""
-        with self._last_lock:
+    def evaluation(self, now: datetime, *, dry_run: bool = False) -> tuple[Evaluation, bool]:
+        """The evaluation a pass at ``now`` acts on, and whether it was made for this pass.
+
+        One evaluation is made at a time. A pass takes the newest one instead of making its own when
+        that one reflects every change the store had when the pass asked (its generation counts every
+        change to what the planner reads, in any process), was made at most :data:`REUSE_FOR` before
+        ``now`` (or :data:`REUSE_AHEAD` after it) and no wake-up of its plan has come due since. A dry
+        run always evaluates afresh and records nothing.
+        """
+        if dry_run:
+            return self.evaluate(now), True
+        wanted = self.store.generation()
+        with self._evaluating:
             last = self._last
-        if last is None:
-            return None
-        evaluation, generation = last
-        if not evaluation.now <= now < evaluation.now + REUSE_FOR:
-            return None
-        if any(evaluation.now < w.when <= now for w in evaluation.wakeups):
-            return None
-        return evaluation if self.store.generation() == generation else None
+            if last is not None and last.generation >= wanted and _still_true(last.evaluation, now):
+                return last.evaluation, False
+            # Other passes' polls about to end are waited for a moment: one evaluation then serves them
+            # all (a service starting with a thousand accounts evaluates a few times, not a thousand).
+            with self._polled:
+                self._polled.wait_for(lambda: self._polling == 0, timeout=COALESCE_SECONDS)
+            generation = self.store.generation()
+            evaluation = self.evaluate(now)
+            self.store.record_risks(evaluation.risks, evaluation.by_key, now)
+            self._last = _Made(evaluation, generation)
+            return evaluation, True
 
     def close(self) -> None:
         self.forget_connections()
         self._http.close()
+
+
+def _still_true(evaluation: Evaluation, now: datetime) -> bool:
+    """Whether an evaluation may stand for one made at ``now``: recent enough, no wake-up passed since."""
+    if not evaluation.now - REUSE_AHEAD <= now < evaluation.now + REUSE_FOR:
+        return False
+    return not any(evaluation.now < w.when <= now for w in evaluation.wakeups)
 
 
 def _describe_event(event: Event) -> str:

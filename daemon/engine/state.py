@@ -149,6 +149,21 @@ MIGRATIONS: tuple[str, ...] = (
         for op in ("INSERT", "UPDATE", "DELETE")
     ) + "CREATE TRIGGER generation_risks_insert AFTER INSERT ON risks"
     " BEGIN UPDATE generation SET value = value + 1 WHERE id = 1; END;\n",
+    # 5: a version per account, bumped by every change to its stored events, so an engine keeps each
+    # account's decoded and classified events and reads again only the accounts that changed. The
+    # generation now counts what the planner is given (events, drafts, marks, the user's word on a
+    # case), not what a pass writes down from its own evaluation (risks seen, cases brought up to date):
+    # those follow from the evaluation itself, and counting them made every pass's bookkeeping look
+    # like news to every other account's pass.
+    """
+    ALTER TABLE accounts ADD COLUMN events_version INTEGER NOT NULL DEFAULT 0;
+    """ + "".join(f"DROP TRIGGER generation_{table}_{op};\n" for table in ("cases", "case_log")
+                  for op in ("insert", "update", "delete"))
+    + "DROP TRIGGER generation_risks_insert;\n" + "".join(
+        f"CREATE TRIGGER events_version_{op.lower()} AFTER {op} ON events BEGIN"
+        f" UPDATE accounts SET events_version = events_version + 1 WHERE name = {row}.account; END;\n"
+        for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD"))
+    ),
 )
 
 LIVE_STATES = (DraftState.PENDING, DraftState.UNTOUCHED, DraftState.EDITED)
@@ -290,6 +305,11 @@ def _bounds(event: Event) -> tuple[str, str]:
     return instant_to_text(start), instant_to_text(end)
 
 
+def _bump_generation(db: sqlite3.Connection) -> None:
+    """Say that the planner's input changed where no trigger sees it (the user's word on a case)."""
+    db.execute("UPDATE generation SET value = value + 1 WHERE id = 1")
+
+
 def _os_reason(exc: OSError) -> str:
     if isinstance(exc, IsADirectoryError):
         return "it is a directory, not a file"
@@ -409,7 +429,7 @@ class StateStore:
     def apply_fetch(self, account: str, result: FetchResult, now: datetime) -> int:
         """Store a poll's result (full replacement or delta) and the new cursor, atomically.
 
-        Returns the number of events added or changed.
+        Returns the number of events added, changed or removed.
         """
         seen = instant_to_text(now)
         with self._tx() as db:
@@ -417,18 +437,31 @@ class StateStore:
             changed = 0
             if not result.unchanged:
                 read = _read_invitations(db, account) if result.events else {}
+                # Only what differs is written: an answer that repeats the stored calendar changes
+                # nothing, so the planner's generation and the account's version stay as they are.
+                stored = {r["source_id"]: r["data"] for r in
+                          db.execute("SELECT source_id, data FROM events WHERE account=?", (account,))}
                 if result.complete:
-                    db.execute("DELETE FROM events WHERE account=?", (account,))
-                for source_id in result.removed:
+                    kept = {event.source_id for event in result.events}
+                    gone = [source_id for source_id in stored if source_id not in kept]
+                else:
+                    gone = [source_id for source_id in result.removed if source_id in stored]
+                for source_id in gone:
                     db.execute("DELETE FROM events WHERE account=? AND source_id=?", (account, source_id))
+                    stored.pop(source_id, None)
+                    changed += 1
                 for event in result.events:
                     known = read.get(event.source_id)
                     if known is not None and event.invitation is None and replace(known, invitation=None) == event:
                         event = known  # the same version of the event: what its invitation said still holds
+                    data = event_to_json(event)
+                    if stored.get(event.source_id) == data:
+                        continue
+                    stored[event.source_id] = data
                     start, end = _bounds(event)
                     db.execute(
                         "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?)",
-                        (account, event.source_id, event.occurrence_key, start, end, event_to_json(event), seen),
+                        (account, event.source_id, event.occurrence_key, start, end, data, seen),
                     )
                     changed += 1
             db.execute(
@@ -510,6 +543,19 @@ class StateStore:
         for row in self._db.execute(sql, args):
             out.append(event_from_json(row["data"]))
         return out
+
+    def event_versions(self) -> dict[str, int]:
+        """Each account's events version: it changes whenever any of the account's stored events does."""
+        return {r["name"]: int(r["events_version"])
+                for r in self._db.execute("SELECT name, events_version FROM accounts")}
+
+    def account_events(self, account: str) -> tuple[int, list[tuple[str, str, Event]]]:
+        """An account's events version and every stored event of it, with its UTC bounds as stored
+        (text that sorts as time; see :meth:`events` for the window they are compared with)."""
+        row = self._db.execute("SELECT events_version FROM accounts WHERE name=?", (account,)).fetchone()
+        rows = self._db.execute("SELECT start_utc, end_utc, data FROM events WHERE account=?"
+                                " ORDER BY start_utc, source_id", (account,)).fetchall()
+        return (int(row[0]) if row else 0), [(r[0], r[1], event_from_json(r[2])) for r in rows]
 
     # ---- drafts ---------------------------------------------------------------------------------
 
@@ -827,6 +873,7 @@ class StateStore:
             if cur.rowcount:
                 db.execute("INSERT INTO case_log VALUES (?,?,?,?)",
                            (occurrence_key, _t(now), Phase.CLOSED.value, reason))
+                _bump_generation(db)
         return bool(cur.rowcount)
 
     def reopen_case(self, occurrence_key: str, now: datetime, note: str) -> None:
@@ -837,6 +884,7 @@ class StateStore:
                 (Phase.SCHEDULED.value, occurrence_key, Phase.CLOSED.value),
             )
             if cur.rowcount:
+                _bump_generation(db)
                 db.execute("INSERT INTO case_log VALUES (?,?,?,?)",
                            (occurrence_key, _t(now), Phase.SCHEDULED.value, note))
 

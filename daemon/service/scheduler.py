@@ -74,6 +74,7 @@ MAX_JITTER_SECONDS = 30.0
 MAX_WORKERS = 32  # pass threads; each enabled account needs at most one (its passes never overlap)
 STUCK_FLOOR = timedelta(minutes=10)  # a pass running longer than this (and two intervals) is stuck
 BUSY_RETRY = timedelta(seconds=30)
+HEALTH_GAP_PER_ACCOUNT = 0.005  # seconds between two health writes after quiet passes, per account
 JOB_PREFIX = {"missed check": "check", "follow-up": "followup"}  # date job ids by what they do; else "wake"  # a missed check that found its account busy runs again this soon
 
 EngineFactory = Callable[[Config, StateStore], Engine]
@@ -152,6 +153,9 @@ class Service:
         self._running: dict[str, tuple[datetime, str]] = {}  # account (or "*") -> (since, what)
         self._flagged: set[str] = set()  # accounts reported stuck, until their pass ends
         self._health_lock = threading.Lock()
+        self._health_written: datetime | None = None  # when the health file was last written
+        self._health_due = False  # a quiet pass's news waits in a one-off job (see _write_health)
+        self._checks_from: Evaluation | None = None  # the evaluation the date jobs were last built from
         self._jobs_lock = threading.RLock()  # passes rebuild the date jobs concurrently
         self._stopping = threading.Event()
         self._parked: set[str] = set()  # accounts waiting for `salvage auth`
@@ -176,7 +180,7 @@ class Service:
         now = self._clock()
         self._schedule_polls(now)
         try:
-            self._schedule_checks(self.engine.evaluate(now), now)
+            self._schedule_checks(self.engine.evaluation(now, dry_run=self.dry_run)[0], now)
         except Exception as exc:  # noqa: BLE001 - the first polls will try again
             log.error("could not plan the missed-interview checks from the state: %s: %s", type(exc).__name__, exc)
         self.scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=self._heartbeat_seconds, timezone=UTC),
@@ -479,14 +483,17 @@ class Service:
         self._after_pass(report, now)
         self._record_next_poll(name)
         if not self._stopping.is_set():  # shutdown() writes the final health file itself
-            self._write_health(now)
+            news = was_failing or (poll is not None and not poll.ok) or any(
+                o.result not in (Result.KEPT, Result.EXISTS) for o in report.outcomes)
+            self._write_health(now, quiet=not news)
 
     def _after_pass(self, report: PassReport, now: datetime) -> None:
         for outcome in report.outcomes:
             if outcome.call_first and outcome.result is Result.CREATED:
                 self._call_first(outcome, report.evaluation)
         if report.evaluation is not None and not self._stopping.is_set():
-            self._schedule_checks(report.evaluation, now)
+            if report.evaluation is not self._checks_from:  # the same plan has the same date jobs
+                self._schedule_checks(report.evaluation, now)
 
     def _call_first(self, outcome: Outcome, evaluation: Evaluation | None) -> None:
         event = evaluation.event_for(outcome.occurrence_key) if evaluation else None
@@ -560,6 +567,7 @@ class Service:
         """Date jobs for missed checks and follow-ups, rebuilt to match the evaluation."""
         with self._jobs_lock:
             self._rebuild_checks(evaluation, now)
+            self._checks_from = evaluation
 
     def _rebuild_checks(self, evaluation: Evaluation, now: datetime) -> None:
         wanted = self.timed_checks(evaluation, now)
@@ -626,14 +634,35 @@ class Service:
         return {**base, "ok": False, "state_error": self.state_error,
                 "accounts": [account_json(a, None) for a in self.config.accounts], "live_drafts": None}
 
-    def _write_health(self, now: datetime) -> None:
+    def _write_health(self, now: datetime, *, quiet: bool = False) -> None:
+        """Rewrite the health file; after a ``quiet`` pass (nothing failed, recovered or changed) at most
+        every few seconds: with a thousand accounts, writing the whole file after every pass would cost
+        more than the passes. What a skipped write would have said is written by a one-off job soon."""
         try:
             with self._health_lock:  # passes and the heartbeat write it from several threads
                 # The clock as of writing, not ``now``: a pass that began before a heartbeat and ends
                 # after it must not set the file's time back.
-                write_health(self.health_file, self.health(max(now, self._clock())))
+                at = max(now, self._clock())
+                gap = timedelta(seconds=min(self._heartbeat_seconds,
+                                            HEALTH_GAP_PER_ACCOUNT * len(self.config.accounts)))
+                if quiet and self._health_written is not None and at - self._health_written < gap:
+                    self._write_health_later(gap - (at - self._health_written))
+                    return
+                write_health(self.health_file, self.health(at))
+                self._health_written = at
         except Exception as exc:  # noqa: BLE001 - monitoring must never stop the service
             log.warning("cannot write the health file %s: %s", self.health_file, exc)
+
+    def _write_health_later(self, delay: timedelta) -> None:
+        if self._health_due or self._stopping.is_set() or not self.scheduler.running:
+            return
+        self._health_due = True
+        self.scheduler.add_job(self._flush_health, DateTrigger(run_date=datetime.now(UTC) + delay, timezone=UTC),
+                               id="health-flush", name="health", replace_existing=True, executor="health")
+
+    def _flush_health(self) -> None:
+        self._health_due = False
+        self._write_health(self._clock())
 
     def _mark_stopped(self, now: datetime | None) -> None:
         """Say in the health file that the service stopped on purpose."""
