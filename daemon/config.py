@@ -328,15 +328,15 @@ def _section(role: str, value: Any, info: ValidationInfo) -> ProviderSection:
         raise ValueError(f"expected a mapping with a 'type' key, got {type(value).__name__}")
     sections = provider_sections()
     kind = value.get("type")
-    kinds = sections.kinds(role)
+    model = sections.section_model(role, str(kind)) if kind is not None else None
+    if model is not None:
+        return model.model_validate(value, context=info.context)
+    kinds = sections.kinds(role)  # only for the message
     choices = " or ".join(kinds) if len(kinds) <= 2 else ", ".join(kinds[:-1]) + " or " + kinds[-1]
     example = f" (e.g. 'type: {kinds[0]}')" if kinds else ""
     if kind is None:
         raise ValueError(f"'type' is missing: say which kind of {role} this is, {choices}{example}")
-    model = sections.section_model(role, str(kind))
-    if model is None:
-        raise ValueError(f"unknown {role} type {kind!r}; the {role} types are {choices}")
-    return model.model_validate(value, context=info.context)
+    raise ValueError(f"unknown {role} type {kind!r}; the {role} types are {choices}")
 
 
 class AccountConfig(Strict):

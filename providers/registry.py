@@ -37,6 +37,18 @@ PROVIDERS: dict[str, str] = {
     "caldav": "providers.caldav:PROVIDER",
 }
 
+# The sections each provider declares (its Provider's calendar/drafts roles and account-level
+# "connection"), so that listing the kinds of a role, for a message or a lookup of a name no provider
+# has, imports no provider; tests/test_registry.py holds this to the providers themselves.
+SECTIONS: dict[str, frozenset[str]] = {
+    "ics": frozenset({"calendar"}),
+    "folder": frozenset({"drafts"}),
+    "google": frozenset({"calendar", "drafts", "connection"}),
+    "microsoft": frozenset({"calendar", "drafts", "connection"}),
+    "imap": frozenset({"drafts"}),
+    "caldav": frozenset({"calendar"}),
+}
+
 _loaded: dict[str, Provider] = {}
 default_sleep: Callable[[float], None] = time.sleep  # how providers wait between retries (tests replace it)
 
@@ -56,10 +68,26 @@ def provider(name: str) -> Provider | None:
 
 
 class _Sections:
-    """The section lookup :mod:`daemon.config` validates with (see config.ProviderSections)."""
+    """The section lookup :mod:`daemon.config` validates with (see config.ProviderSections).
+
+    Only the providers a config names are imported (a config of ics and folder accounts never loads
+    the Google or IMAP clients), and each answer is kept: validation asks for every account.
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, str], type[ProviderSection] | None] = {}
 
     def section_model(self, role: str, kind: str) -> type[ProviderSection] | None:
-        spec = provider(kind) if kind in PROVIDERS else None
+        key = (role, kind)
+        if key not in self._models:
+            self._models[key] = self._look_up(role, kind)
+        return self._models[key]
+
+    @staticmethod
+    def _look_up(role: str, kind: str) -> type[ProviderSection] | None:
+        if role not in SECTIONS.get(kind, ()):
+            return None
+        spec = provider(kind)
         if spec is None:
             return None
         if role == "connection":
@@ -68,17 +96,18 @@ class _Sections:
         return found.settings if found is not None else None
 
     def kinds(self, role: str) -> list[str]:
-        return sorted(name for name in PROVIDERS if self.section_model(role, name) is not None)
+        return sorted(name for name, roles in SECTIONS.items() if role in roles)
 
 
-install_provider_sections(_Sections())
+_SECTIONS = _Sections()
+install_provider_sections(_SECTIONS)
 
 
 def _role(kind: str, role: str) -> Role:
     spec = provider(kind)
     found = spec.role(role) if spec is not None else None
     if found is None:
-        choices = ", ".join(_Sections().kinds(role))
+        choices = ", ".join(_SECTIONS.kinds(role))
         raise ProviderError(f"unknown {role} type {kind!r}; choose one of: {choices}")
     return found
 
