@@ -4,14 +4,17 @@ Every number is measured in this run, beside a floor measured in the same run on
 
 * ``startup`` — ``salvage --help`` against ``python -c pass`` (median wall time of ``--repeat`` runs).
 * ``once`` — ``salvage run --once`` over N ics-over-HTTP + folder accounts served from loopback: a
-  first pass and a pass where every answer is 304. The floor is a bare script in its own
+  first pass, a pass where every answer is 304 (the drafts the first pass made are news to the
+  plan), and one more such pass where nothing at all has changed. The floor is a bare script in its own
   interpreter making the same requests with one httpx client (and, for the first pass, parsing the
   same files with icalendar).
 * ``check`` — ``salvage check --format json`` on one big .ics file against a bare script that parses
   the same file with icalendar. The output's SHA-256 is printed so two builds can be compared.
 * ``service`` — the real ``salvage run`` with N accounts for ``--service-seconds``: CPU share of one
-  core and RSS when nothing changes, how many polls each account got against its schedule, and the
-  ceiling (accounts at 100 % of one core) extrapolated linearly from the measured CPU per poll.
+  core and RSS when nothing changes, how many polls each account got against its schedule, the
+  ceiling (accounts at 100 % of one core) extrapolated linearly from the measured CPU per poll, the
+  start-up (until every account was polled once), and one polling cycle of every account against one
+  unchanged ``run --once`` over the same accounts (when ``once`` ran too).
 
 CPU is user + system time of the measured process (``os.wait4`` for one-shot commands, /proc for the
 service). Linux only. Usage::
@@ -129,6 +132,7 @@ def once(accounts: int, env: dict[str, str], work: Path) -> dict[str, Any]:
         requests_first = QuietHandler.requests
         unchanged = measure(command, env, work)
         requests_unchanged = QuietHandler.requests - requests_first
+        settled = measure(command, env, work)  # nothing changed since the last pass, drafts included
         urls = [f"http://127.0.0.1:{port}/cal{i}.ics" for i in range(accounts)]
         floor_first = measure([sys.executable, "-c", FLOOR_REQUESTS, "parse", *urls], env, work)
         floor_unchanged = measure([sys.executable, "-c", FLOOR_REQUESTS, "304", *urls], env, work)
@@ -146,6 +150,8 @@ def once(accounts: int, env: dict[str, str], work: Path) -> dict[str, Any]:
         "unchanged": unchanged.row(), "unchanged_floor": floor_unchanged.row(),
         "unchanged_ratio_cpu": ratio(unchanged.cpu, floor_unchanged.cpu),
         "unchanged_ratio_wall": ratio(unchanged.wall, floor_unchanged.wall),
+        "settled": settled.row(), "settled_floor": floor_unchanged.row(),
+        "settled_ratio_cpu": ratio(settled.cpu, floor_unchanged.cpu),
     }
 
 
@@ -240,6 +246,7 @@ def service(accounts: int, poll_minutes: float, seconds: float, env: dict[str, s
             proc = subprocess.Popen([*salvage_command(), "run", "--config", str(config)], stdout=log,
                                     stderr=subprocess.STDOUT, env=svc_env, cwd=home)
             ready = wait_until_polled(home / "state" / "health.json", accounts, proc, timeout=1800)
+            startup_cpu = cpu_seconds(proc.pid)
             time.sleep(5)
             cpu0, requests0, t0 = cpu_seconds(proc.pid), QuietHandler.requests, time.monotonic()
             rss = []
@@ -265,11 +272,12 @@ def service(accounts: int, poll_minutes: float, seconds: float, env: dict[str, s
     per_poll = cpu / requests if requests else float("inf")
     return {
         "accounts": accounts, "poll_minutes": poll_minutes, "seconds": round(elapsed, 1),
-        "startup_s": round(ready, 1), "cpu_percent": round(100 * share, 2),
+        "startup_s": round(ready, 1), "startup_cpu_s": round(startup_cpu, 1), "cpu_percent": round(100 * share, 2),
         "rss_mb_mean": round(statistics.fmean(rss) / 1024, 1), "peak_rss_mb": round(hwm / 1024, 1),
         "polls": requests, "polls_expected": round(expected, 1),
         "on_schedule": round(requests / expected, 2) if expected else None,
         "cpu_ms_per_poll": round(1000 * per_poll, 2),
+        "cycle_cpu_s": round(per_poll * accounts, 2) if requests else None,  # one poll of every account
         "ceiling_accounts": {f"{m} min": int(m * 60 / per_poll) if requests else 0 for m in (2, 5, 15)},
         "exit_code": code,
     }
@@ -314,7 +322,7 @@ def main() -> int:
         r = results["once"]
         print(f"  run --once, {r['accounts']} ics-URL accounts (exit {r['status']}, {r['drafts']} drafts, "
               f"requests {r['requests']}):")
-        for name in ("first", "unchanged"):
+        for name in ("first", "unchanged", "settled"):
             s, f = r[name], r[f"{name}_floor"]
             print(f"    {name:>9}: {s['wall_s']} s wall, {s['cpu_s']} s CPU, {s['max_rss_mb']} MiB | floor "
                   f"{f['wall_s']} s, {f['cpu_s']} s CPU, {f['max_rss_mb']} MiB | CPU {r[f'{name}_ratio_cpu']}x")
@@ -332,6 +340,11 @@ def main() -> int:
               f"{r['cpu_percent']} % of a core, RSS {r['rss_mb_mean']} MiB (peak {r['peak_rss_mb']}), "
               f"{r['polls']} polls of {r['polls_expected']} due ({r['on_schedule']}), {r['cpu_ms_per_poll']} ms CPU"
               f"/poll, ceiling {r['ceiling_accounts']}, exit {r['exit_code']}")
+        print(f"    start-up until every account was polled once: {r['startup_s']} s, {r['startup_cpu_s']} s CPU")
+        if "once" in results and r["cycle_cpu_s"] is not None and r["accounts"] == results["once"]["accounts"]:
+            once_cpu = results["once"]["unchanged"]["cpu_s"]
+            print(f"    one polling cycle of every account: {r['cycle_cpu_s']} s CPU = "
+                  f"{ratio(r['cycle_cpu_s'], once_cpu)}x one unchanged run --once over the same accounts")
     return 0
 
 

@@ -245,3 +245,80 @@ def test_quiet_passes_leave_the_health_file_and_the_date_jobs_alone(tmp_path: Pa
         assert health["updated"] == world.clock.now.isoformat() and health["ok"] is False
     finally:
         world.close()
+
+
+# ---- a new process acts on the plan the last one left, while nothing changed ---------------------
+
+
+def clash_world(tmp_path: Path) -> World:
+    world = World(tmp_path, ["work", "home"])
+    world.calendars["work"].events = [interview(TOMORROW_2PM),
+                                      meeting(TOMORROW_2PM - timedelta(minutes=30), key="m-work")]
+    return world
+
+
+def test_a_new_engine_acts_on_the_kept_plan_until_something_changes(tmp_path: Path) -> None:
+    world = clash_world(tmp_path)
+    assert [o.result for o in world.engine.run_once(NOW).outcomes] == ["created"]
+    world.engine.run_once(NOW + timedelta(minutes=1))  # the new draft is news: planned afresh, kept
+    world.store.reads.clear()
+    again = world.fresh_engine().run_once(NOW + timedelta(minutes=2))  # as `run --once` in a new process
+    assert world.store.reads == []  # nothing decoded, classified or planned
+    assert again.evaluation is not None and not again.evaluation.whole
+    assert [(o.result, o.kind) for o in again.outcomes] == [("kept", "reschedule_request")]
+    (outcome,) = again.outcomes
+    whole = world.fresh_engine().run_once(NOW + timedelta(minutes=2), dry_run=True)  # planned afresh
+    (planned,) = whole.outcomes
+    assert outcome.draft is not None and planned.draft is not None
+    assert (outcome.draft.subject, outcome.draft.text, outcome.draft.to) == (
+        planned.draft.subject, planned.draft.text, planned.draft.to)
+    # the service's timers come from the kept plan too
+    assert again.evaluation.wakeups == whole.evaluation.wakeups  # type: ignore[union-attr]
+
+    # time: past REUSE_FOR the plan is made afresh
+    world.store.reads.clear()
+    world.fresh_engine().run_once(NOW + timedelta(minutes=30))
+    assert sorted(world.store.reads) == ["home", "work"]
+    # a calendar change: afresh
+    world.store.reads.clear()
+    world.calendars["home"].events = [meeting(TOMORROW_2PM + timedelta(days=2), key="h", account="home")]
+    world.fresh_engine().run_once(NOW + timedelta(minutes=31))
+    assert world.store.reads
+    # another configuration: afresh
+    world.fresh_engine().run_once(NOW + timedelta(minutes=32))
+    world.store.reads.clear()
+    changed = world.config.model_copy(update={"user": world.config.user.model_copy(update={"name": "Alex M."})})
+    other = Engine(changed, world.store, open_calendar=lambda a, ctx: world.calendars[a.name],
+                   open_drafts=lambda a, ctx: world.mailboxes[a.name])
+    other.run_once(NOW + timedelta(minutes=33))
+    assert sorted(world.store.reads) == ["home", "work"]
+
+
+def test_something_happening_on_a_kept_plan_is_tracked_on_the_whole_view(tmp_path: Path) -> None:
+    world = clash_world(tmp_path)
+    world.engine.run_once(NOW)
+    world.engine.run_once(NOW + timedelta(minutes=1))
+    before = {c.key: c.phase for c in world.store.plan_context().cases}
+    assert before
+    world.mailboxes["work"].drafts.clear()  # the user deletes the draft
+    report = world.fresh_engine().run_once(NOW + timedelta(minutes=2))
+    assert report.evaluation is not None and not report.evaluation.whole
+    assert [o.result for o in report.outcomes] == ["deleted"]
+    after = {c.key: c for c in world.store.plan_context().cases}
+    assert set(after) == set(before) and not any(c.gone for c in after.values())
+    # and the next pass plans afresh: the deleted draft is not made again
+    later = world.fresh_engine().run_once(NOW + timedelta(minutes=3))
+    assert later.evaluation is not None and later.evaluation.whole
+    assert "created" not in [o.result for o in later.outcomes] and world.mailboxes["work"].drafts == {}
+
+
+def test_an_unreadable_kept_plan_is_planned_afresh(tmp_path: Path) -> None:
+    world = clash_world(tmp_path)
+    world.engine.run_once(NOW)
+    world.engine.run_once(NOW + timedelta(minutes=1))
+    generation, _ = world.store.load_plan() or (0, "")
+    world.store.save_plan(generation, '{"format": 1, "fingerprint": "x", "actions": [')
+    world.store.reads.clear()
+    report = world.fresh_engine().run_once(NOW + timedelta(minutes=2))
+    assert report.evaluation is not None and report.evaluation.whole
+    assert [o.result for o in report.outcomes] == ["kept"]

@@ -12,6 +12,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ from daemon.core.model import (
 )
 from daemon.core.plan import Skipped, plan_result
 from daemon.core.text import one_line
+from daemon.engine import snapshot
 from daemon.engine.codec import instant_to_text
 from daemon.engine.gcpause import gc_paused
 from daemon.engine.render import Renderer
@@ -67,8 +69,9 @@ REUSE_FOR = timedelta(minutes=10)
 # A pass that waited for another pass's evaluation may take it though it was made this much after the
 # waiting pass began (its clock was read before its poll; the evaluation's after its own).
 REUSE_AHEAD = timedelta(seconds=60)
-# How long an evaluation waits for other passes' polls in flight, so that it covers them too.
-COALESCE_SECONDS = 2.0
+# How long an evaluation waits for other passes' polls in flight, so that it covers them too (at
+# least; twice as long as the last evaluation took, up to the maximum).
+COALESCE_SECONDS, COALESCE_MAX_SECONDS = 2.0, 30.0
 
 _FATE_STATE = {
     DraftFate.UNTOUCHED: DraftState.UNTOUCHED,
@@ -92,6 +95,9 @@ class Evaluation:
     cases: dict[str, Case] = field(default_factory=dict)  # every case, brought up to date
     wakeups: tuple[Wakeup, ...] = ()  # when the plan changes by itself (the service's timers)
     window: tuple[datetime, datetime] | None = None
+    # False for a plan read back from the state file (daemon.engine.snapshot): its actions, their
+    # events and its wake-ups, but not every event, classification, risk and case.
+    whole: bool = True
 
     @property
     def interviews(self) -> list[Event]:
@@ -220,11 +226,14 @@ class Engine:
         self._calendars: dict[str, _Calendar] = {}  # per account, kept until its events change
         self._calendars_lock = threading.Lock()
         self._polling = 0  # polls in flight in other passes' threads
+        self._fingerprint: str | None = None  # of the config and this Salvage, for kept plans
         self._polled = threading.Condition()
+        self._coalesce_seconds = COALESCE_SECONDS
         self._warned: set[tuple[str, str]] = set()  # (account, problem) already logged as a warning
         # (account, source id) -> when to try an invitation email again after a mailbox error.
         self._invitation_errors: dict[tuple[str, str], datetime] = {}
         self._adopted = False
+        self._adopting = threading.Lock()
 
     # ---- sources --------------------------------------------------------------------------------
 
@@ -682,10 +691,15 @@ class Engine:
         """Once per engine: drafts keyed by an account's name get their mailbox key (schema 3)."""
         if self._adopted:
             return
-        changed = self.store.adopt_mailboxes({a.name: self.config.mailbox(a.name) for a in self.config.accounts})
-        if changed:
-            log.info("state: %d draft(s) now keyed by their mailbox address", changed)
-        self._adopted = True
+        with self._adopting:  # the passes of many accounts start at once: one of them does it
+            if self._adopted:
+                return
+            user = self.config.user.email.lower()
+            mailboxes = {a.name: a.email.lower() if a.email else user for a in reversed(self.config.accounts)}
+            changed = self.store.adopt_mailboxes(mailboxes)
+            if changed:
+                log.info("state: %d draft(s) now keyed by their mailbox address", changed)
+            self._adopted = True
 
     # ---- a whole pass ---------------------------------------------------------------------------
 
@@ -715,7 +729,8 @@ class Engine:
         report.outcomes = self.reconcile(evaluation, now, accounts=[a.name for a in selected], dry_run=dry_run)
         quiet = all(o.result in ("kept", "exists") for o in report.outcomes)
         if not dry_run and (fresh or not quiet):
-            self.track(evaluation, now)
+            # A kept plan has no cases to bring up to date: something happened, so look at everything.
+            self.track(evaluation if evaluation.whole else self.evaluate(now), now)
         return report
 
     def evaluation(self, now: datetime, *, dry_run: bool = False) -> tuple[Evaluation, bool]:
@@ -731,18 +746,50 @@ class Engine:
             return self.evaluate(now), True
         wanted = self.store.generation()
         with self._evaluating:
+            if self._last is None:  # a new engine: the plan the last one left, if nothing changed since
+                self._last = self._kept_plan(wanted)
             last = self._last
             if last is not None and last.generation >= wanted and _still_true(last.evaluation, now):
                 return last.evaluation, False
             # Other passes' polls about to end are waited for a moment: one evaluation then serves them
             # all (a service starting with a thousand accounts evaluates a few times, not a thousand).
             with self._polled:
-                self._polled.wait_for(lambda: self._polling == 0, timeout=COALESCE_SECONDS)
+                self._polled.wait_for(lambda: self._polling == 0, timeout=self._coalesce_seconds)
             generation = self.store.generation()
+            began = time.monotonic()
             evaluation = self.evaluate(now)
+            # The bigger the evaluation, the longer the next one waits for polls to end, so that
+            # evaluating never takes more than about a third of the time while many polls come in.
+            self._coalesce_seconds = min(COALESCE_MAX_SECONDS,
+                                         max(COALESCE_SECONDS, 2 * (time.monotonic() - began)))
             self.store.record_risks(evaluation.risks, evaluation.by_key, now)
             self._last = _Made(evaluation, generation)
+            self._keep_plan(evaluation, generation)
             return evaluation, True
+
+    def _plan_fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = snapshot.fingerprint(self.config)
+        return self._fingerprint
+
+    def _keep_plan(self, evaluation: Evaluation, generation: int) -> None:
+        """Write the plan down for the next process (see daemon.engine.snapshot)."""
+        events = {a.occurrence_key: e for a in evaluation.actions
+                  if (e := evaluation.event_for(a.occurrence_key)) is not None}
+        kept = snapshot.Snapshot(evaluation.now, evaluation.window, evaluation.actions, evaluation.wakeups, events)
+        self.store.save_plan(generation, snapshot.dump(kept, self._plan_fingerprint()))
+
+    def _kept_plan(self, generation: int) -> _Made | None:
+        """The plan the state file keeps, if it reflects exactly ``generation`` and this configuration."""
+        found = self.store.load_plan()
+        if found is None or found[0] != generation:
+            return None
+        kept = snapshot.load(found[1], self._plan_fingerprint())
+        if kept is None:
+            return None
+        evaluation = Evaluation(kept.now, tuple(kept.events.values()), dict(kept.events), {}, (), kept.actions,
+                                wakeups=kept.wakeups, window=kept.window, whole=False)
+        return _Made(evaluation, generation)
 
     def close(self) -> None:
         self.forget_connections()

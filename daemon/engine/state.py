@@ -164,6 +164,11 @@ MIGRATIONS: tuple[str, ...] = (
         f" UPDATE accounts SET events_version = events_version + 1 WHERE name = {row}.account; END;\n"
         for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD"))
     ),
+    # 6: the last evaluation's plan, kept with the generation it reflects, so a new process whose
+    # polls changed nothing acts on it instead of decoding, classifying and planning every account
+    """
+    CREATE TABLE plan (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, data TEXT NOT NULL);
+    """,
 )
 
 LIVE_STATES = (DraftState.PENDING, DraftState.UNTOUCHED, DraftState.EDITED)
@@ -760,6 +765,18 @@ class StateStore:
             )
             for r in rows
         ]
+
+    # ---- the last plan -------------------------------------------------------------------------
+
+    def save_plan(self, generation: int, data: str) -> None:
+        """Keep the last evaluation's plan (see daemon.engine.snapshot) and the generation it reflects."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO plan VALUES (1, ?, ?)", (generation, data))
+
+    def load_plan(self) -> tuple[int, str] | None:
+        """The plan kept by :meth:`save_plan` and its generation; None when there is none."""
+        row = self._db.execute("SELECT generation, data FROM plan WHERE id = 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else None
 
     # ---- the planner's view of the past ---------------------------------------------------------
 
