@@ -226,7 +226,7 @@ class Engine:
         self._calendars: dict[str, _Calendar] = {}  # per account, kept until its events change
         self._calendars_lock = threading.Lock()
         self._polling = 0  # polls in flight in other passes' threads
-        self._fingerprint: str | None = None  # of the config and this Salvage, for kept plans
+        self._fingerprint: tuple[Config, str] | None = None  # of the config and this Salvage, for kept plans
         self._polled = threading.Condition()
         self._coalesce_seconds = COALESCE_SECONDS
         self._warned: set[tuple[str, str]] = set()  # (account, problem) already logged as a warning
@@ -768,9 +768,9 @@ class Engine:
             return evaluation, True
 
     def _plan_fingerprint(self) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = snapshot.fingerprint(self.config)
-        return self._fingerprint
+        if self._fingerprint is None or self._fingerprint[0] is not self.config:
+            self._fingerprint = (self.config, snapshot.fingerprint(self.config))
+        return self._fingerprint[1]
 
     def _keep_plan(self, evaluation: Evaluation, generation: int) -> None:
         """Write the plan down for the next process (see daemon.engine.snapshot)."""
