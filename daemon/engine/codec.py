@@ -6,9 +6,12 @@ Storage keeps instants as UTC ISO strings; dates stay dates; the event's own zon
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, fields
-from datetime import date, datetime, timezone
-from typing import Any
+from datetime import date, datetime, timezone, tzinfo
+from enum import Enum
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from daemon.core.model import Event, EventType, InvitationFacts, Person, Response, ShowAs, StatedTime
 
@@ -38,33 +41,10 @@ def _time_out(value: datetime | date | None) -> Any:
     return {"t": "d", "v": value.isoformat()}
 
 
-def _time_in(value: Any) -> datetime | date | None:
-    if value is None:
-        return None
-    if value["t"] == "d":
-        return date.fromisoformat(value["v"])
-    parsed = datetime.fromisoformat(value["v"])
-    zone = value.get("z")
-    if zone:
-        from zoneinfo import ZoneInfo
-
-        try:
-            parsed = parsed.astimezone(ZoneInfo(zone))
-        except Exception:  # noqa: BLE001 - an unknown zone name keeps the fixed offset
-            pass
-    return parsed
-
-
 def _person_out(p: Person | None) -> Any:
     if p is None:
         return None
     return {k: (getattr(p, k).value if k == "response" else getattr(p, k)) for k in _PERSON_FIELDS}
-
-
-def _person_in(d: Any) -> Person | None:
-    if d is None:
-        return None
-    return Person(**{**d, "response": Response(d["response"])})
 
 
 _TIME_FIELDS = {"start", "end", "recurrence_id", "created", "updated"}
@@ -96,42 +76,127 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     return out
 
 
-def event_from_dict(data: dict[str, Any]) -> Event:
-    kwargs: dict[str, Any] = {}
-    for f in fields(Event):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        if f.name in _TIME_FIELDS:
-            kwargs[f.name] = _time_in(value)
-        elif f.name == "organizer":
-            kwargs[f.name] = _person_in(value)
-        elif f.name == "attendees":
-            kwargs[f.name] = tuple(_person_in(p) for p in value)
-        elif f.name == "thread_hints":
-            kwargs[f.name] = tuple((a, b) for a, b in value)
-        elif f.name == "invitation":
-            kwargs[f.name] = None if value is None else InvitationFacts(
-                subject=value.get("subject", ""), phones=tuple(value.get("phones", ())),
-                join_urls=tuple(value.get("join_urls", ())),
-                times=tuple(StatedTime(**t) for t in value.get("times", ())),
-            )
-        elif f.name == "self_response":
-            kwargs[f.name] = Response(value)
-        elif f.name == "show_as":
-            kwargs[f.name] = ShowAs(value)
-        elif f.name == "event_type":
-            kwargs[f.name] = EventType(value)
-        elif isinstance(value, list):
-            kwargs[f.name] = tuple(value)
-        else:
-            kwargs[f.name] = value
-    return Event(**kwargs)
-
-
 def event_to_json(event: Event) -> str:
     return json.dumps(event_to_dict(event), separators=(",", ":"), sort_keys=True)
 
 
+# ---- decoding: one converter per stored key, made once -------------------------------------------
+#
+# Every evaluation decodes every stored event (tens of thousands with many accounts), so the decoder
+# avoids per-event work that gives the same answer each time: the field list, enum lookups by value,
+# zone look-ups, and the Person objects that recur in every event (the user, the organizer).
+
+_ZONES: dict[str, tzinfo | None] = {}
+
+
+def _zone(name: str) -> tzinfo | None:
+    """The zone of that name (kept); None for a name this machine does not know."""
+    try:
+        return _ZONES[name]
+    except KeyError:
+        pass
+    try:
+        zone: tzinfo | None = ZoneInfo(name)
+    except Exception:  # noqa: BLE001 - an unknown or malformed zone name keeps the fixed offset
+        zone = None
+    if len(_ZONES) < 1024:
+        _ZONES[name] = zone
+    return zone
+
+
+def _time_in(value: Any) -> datetime | date | None:
+    if value is None:
+        return None
+    if value["t"] == "d":
+        return date.fromisoformat(value["v"])
+    parsed = datetime.fromisoformat(value["v"])
+    name = value.get("z")
+    if name:
+        zone = _zone(name)
+        if zone is not None:
+            try:
+                parsed = parsed.astimezone(zone)
+            except Exception:  # noqa: BLE001 - at the edge of the calendar: keep the fixed offset
+                pass
+    return parsed
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def _enum_in(kind: type[E]) -> Callable[[Any], E]:
+    members: dict[Any, E] = {member.value: member for member in kind}
+
+    def decode(value: Any) -> E:
+        try:
+            return members[value]
+        except (KeyError, TypeError):
+            return kind(value)  # whatever the enum itself says of it (an error, as before)
+
+    return decode
+
+
+_response_in = _enum_in(Response)
+_PEOPLE: dict[tuple[Any, ...], Person] = {}
+
+
+def _person_in(d: Any) -> Person | None:
+    if d is None:
+        return None
+    try:
+        # The types are part of the key: 1 == True, but a stored 1 must not come back as True.
+        key = (*d.items(), *map(type, d.values()))
+        return _PEOPLE[key]
+    except KeyError:
+        pass
+    except (TypeError, AttributeError):  # not a mapping, or a value that cannot be a key: decode as is
+        return Person(**{**d, "response": _response_in(d["response"])})
+    found = Person(**{**d, "response": _response_in(d["response"])})
+    if len(_PEOPLE) >= 4096:  # a bound, not a policy: people recur across events, not across runs
+        _PEOPLE.clear()
+    _PEOPLE[key] = found
+    return found
+
+
+def _plain_in(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _invitation_in(value: Any) -> InvitationFacts | None:
+    if value is None:
+        return None
+    return InvitationFacts(
+        subject=value.get("subject", ""), phones=tuple(value.get("phones", ())),
+        join_urls=tuple(value.get("join_urls", ())),
+        times=tuple(StatedTime(**t) for t in value.get("times", ())),
+    )
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {f.name: _plain_in for f in fields(Event)}
+_DECODERS.update(
+    {name: _time_in for name in _TIME_FIELDS},
+    organizer=_person_in,
+    attendees=lambda value: tuple(_person_in(p) for p in value),
+    thread_hints=lambda value: tuple((a, b) for a, b in value),
+    invitation=_invitation_in,
+    self_response=_response_in,
+    show_as=_enum_in(ShowAs),
+    event_type=_enum_in(EventType),
+)
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """The :class:`Event` of :func:`event_to_dict`'s mapping; keys it does not know are ignored."""
+    decoders = _DECODERS
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        decode = decoders.get(name)
+        if decode is not None:
+            kwargs[name] = decode(value)
+    return Event(**kwargs)
+
+
 def event_from_json(text: str) -> Event:
+    """The :class:`Event` stored as ``text`` by :func:`event_to_json`."""
     return event_from_dict(json.loads(text))
+
