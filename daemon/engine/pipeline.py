@@ -760,8 +760,9 @@ class Engine:
             evaluation = self.evaluate(now)
             # The bigger the evaluation, the longer the next one waits for polls to end, so that
             # evaluating never takes more than about a third of the time while many polls come in.
-            self._coalesce_seconds = min(COALESCE_MAX_SECONDS,
-                                         max(COALESCE_SECONDS, 2 * (time.monotonic() - began)))
+            took = time.monotonic() - began
+            self._coalesce_seconds = min(COALESCE_MAX_SECONDS, max(COALESCE_SECONDS, 2 * took))
+            log.debug("evaluated %d events in %.2fs", len(evaluation.events), took)
             self.store.record_risks(evaluation.risks, evaluation.by_key, now)
             self._last = _Made(evaluation, generation)
             self._keep_plan(evaluation, generation)

@@ -71,7 +71,7 @@ MAX_BACKOFF = timedelta(minutes=30)  # a failing account is polled at least this
 MISFIRE_GRACE_SECONDS = 3600  # date jobs later than this (after a suspend) are skipped; polls catch up
 HEARTBEAT_SECONDS = 60
 MAX_JITTER_SECONDS = 30.0
-MAX_WORKERS = 32  # pass threads; each enabled account needs at most one (its passes never overlap)
+MAX_WORKERS = 128  # pass threads; each enabled account needs at most one (its passes never overlap)
 STUCK_FLOOR = timedelta(minutes=10)  # a pass running longer than this (and two intervals) is stuck
 BUSY_RETRY = timedelta(seconds=30)
 HEALTH_GAP_PER_ACCOUNT = 0.005  # seconds between two health writes after quiet passes, per account
