@@ -38,11 +38,16 @@ class AuthError(ProviderError):
 
 
 class TransientError(ProviderError):
-    """Temporary failure (rate limit, 5xx, timeout). ``retry_after`` is in seconds, if known."""
+    """Temporary failure (rate limit, 5xx, timeout). ``retry_after`` is in seconds, if known.
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    ``shared`` says the limit hit is the application's, shared by every account of the provider (a
+    project's quota, not one user's): the engine then holds back every account of that provider.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, *, shared: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.shared = shared
 
 
 @dataclass(frozen=True, slots=True)

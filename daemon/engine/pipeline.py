@@ -69,6 +69,8 @@ REUSE_FOR = timedelta(minutes=10)
 # A pass that waited for another pass's evaluation may take it though it was made this much after the
 # waiting pass began (its clock was read before its poll; the evaluation's after its own).
 REUSE_AHEAD = timedelta(seconds=60)
+# How long every account of a provider waits after one met the application's quota without a Retry-After.
+SHARED_LIMIT_SECONDS = 60.0
 # How long an evaluation waits for other passes' polls in flight, so that it covers them too (at
 # least; twice as long as the last evaluation took, up to the maximum).
 COALESCE_SECONDS, COALESCE_MAX_SECONDS = 2.0, 30.0
@@ -229,6 +231,7 @@ class Engine:
         self._fingerprint: tuple[Config, str] | None = None  # of the config and this Salvage, for kept plans
         self._polled = threading.Condition()
         self._coalesce_seconds = COALESCE_SECONDS
+        self._held_back: dict[str, datetime] = {}  # provider -> until when its app's quota is spent
         self._warned: set[tuple[str, str]] = set()  # (account, problem) already logged as a warning
         # (account, source id) -> when to try an invitation email again after a mailbox error.
         self._invitation_errors: dict[tuple[str, str], datetime] = {}
@@ -277,6 +280,15 @@ class Engine:
 
     def poll(self, account: AccountConfig, now: datetime) -> PollOutcome:
         """Fetch one account's calendar into the store. Failures are recorded, never raised."""
+        kind = account.calendar.kind
+        held = self._held_back.get(kind)
+        if held is not None and now < held:
+            # The application's quota for this provider is spent: asking for this account too would
+            # only spend the next minute's share. Its poll comes again when the limit is over.
+            wait = (held - now).total_seconds()
+            message = f"{kind}: the API's rate limit for this application is reached; waiting {wait:.0f}s"
+            self.store.record_failure(account.name, now, message)
+            return PollOutcome(account.name, False, message, retry_after=wait)
         try:
             source = self._source(account)
             result = source.fetch(self.window(now), self.store.cursor(account.name))
@@ -289,6 +301,12 @@ class Engine:
             return PollOutcome(account.name, False, str(exc), needs_auth=True)
         except TransientError as exc:
             self._failed(account.name, now, str(exc))
+            if exc.shared:
+                until = now + timedelta(seconds=exc.retry_after or SHARED_LIMIT_SECONDS)
+                if until > self._held_back.get(kind, now):
+                    self._held_back[kind] = until
+                    log.warning("%s: the application's rate limit is reached; every %s account waits until %s",
+                                account.name, kind, until.isoformat(timespec="seconds"))
             return PollOutcome(account.name, False, str(exc), retry_after=exc.retry_after)
         except ProviderError as exc:
             self._failed(account.name, now, str(exc))

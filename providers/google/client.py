@@ -198,9 +198,14 @@ class GoogleSession:
                                         self._clock())
         text = f"{what}: HTTP {status}" + (f" {message}" if message else "")
         if reasons & _QUOTA_REASONS:
-            return TransientError(f"{text}; backing off", retry_after=max(retry_after or 0.0, QUOTA_BACKOFF_SECONDS))
+            # quotaExceeded is one user's abuse limit; the daily limits are the project's (every user's)
+            return TransientError(f"{text}; backing off", retry_after=max(retry_after or 0.0, QUOTA_BACKOFF_SECONDS),
+                                  shared=bool(reasons & {"dailyLimitExceeded", "dailyLimitExceededUnreg"}))
         if status == 429 or (status == 403 and reasons & _RATE_REASONS):
-            return Rejected(text, retry_after=retry_after)
+            # "rateLimitExceeded" is the project's per-minute limit, for every user of the client;
+            # "userRateLimitExceeded" (and a bare 429) is this user's own.
+            return Rejected(text, retry_after=retry_after,
+                            shared="rateLimitExceeded" in reasons and "userRateLimitExceeded" not in reasons)
         if status == 401:
             self.close()
             return self.keeper.auth_error("Google rejected the access token")
