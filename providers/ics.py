@@ -18,6 +18,7 @@ certainty (a TZID that is neither defined in the file nor a known zone) skips it
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -27,12 +28,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-import httpx
-import icalendar
 from pydantic import Field, model_validator
 
 from daemon.config import ProviderSection
@@ -52,6 +52,17 @@ from providers.base import (
 )
 from providers.ics_window import drop_outside
 from providers.retry import RetryPolicy, call_with_retry, parse_retry_after
+
+if TYPE_CHECKING:
+    import httpx
+
+
+@functools.cache
+def _ical() -> ModuleType:
+    """icalendar, imported when a calendar is first parsed: a pass of 304 answers parses none."""
+    import icalendar
+
+    return icalendar
 
 log = logging.getLogger(f"salvage.{__name__}")
 
@@ -242,6 +253,8 @@ class IcsSource:
             if prev.get("last_modified"):
                 headers["If-Modified-Since"] = str(prev["last_modified"])
         conditional = "If-None-Match" in headers or "If-Modified-Since" in headers
+        import httpx  # here, not at import: a config of local files never loads it
+
         client = self._http()
         label = self.label
 
@@ -374,7 +387,7 @@ def parse_calendar(data: bytes, window: Window, ctx: _Context, *, whole: bool = 
 def _load(data: bytes, label: str) -> list[Any]:
     text = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
     try:
-        found = icalendar.Calendar.from_ical(text, multiple=True)
+        found = _ical().Calendar.from_ical(text, multiple=True)
     except Exception as exc:  # noqa: BLE001 - icalendar raises ValueError and friends on garbage
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise ProviderError(f"{label} is not an iCalendar file: {reason}") from None
@@ -383,7 +396,7 @@ def _load(data: bytes, label: str) -> list[Any]:
     others = sorted({c.name for c in found if c.name != "VCALENDAR"})
     if others:
         raise ProviderError(f"{label} is not an iCalendar file: it holds {', '.join(others)}, not VCALENDAR")
-    return [c for c in found if isinstance(c, icalendar.Calendar)]
+    return [c for c in found if isinstance(c, _ical().Calendar)]
 
 
 def _describe(component: Component) -> str:
@@ -733,7 +746,7 @@ def _text(value: Any) -> str:
         return _text(value[0]) if value else ""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    if isinstance(value, icalendar.prop.vUnknown):  # X- properties come raw, still TEXT-escaped
+    if isinstance(value, _ical().prop.vUnknown):  # X- properties come raw, still TEXT-escaped
         return _unescape(str(value))
     return str(value)
 

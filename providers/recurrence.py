@@ -28,9 +28,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-import icalendar
-import recurring_ical_events
-
 log = logging.getLogger(f"salvage.{__name__}")
 
 Component = Any  # icalendar components are too loosely typed to be useful here
@@ -193,6 +190,8 @@ def _expand_batch(
     batch: list[list[Component]], start: date, end: date, problems: list[str], name: Callable[[Component], str]
 ) -> list[tuple[list[Component], list[Component]]]:
     """Each series of the batch with its occurrences; a batch that fails is retried series by series."""
+    import recurring_ical_events  # here, not at import: a pass of 304 answers expands nothing
+
     try:
         found = recurring_ical_events.of(_calendar_of(c for s in batch for c in s)).between(start, end)
     except Exception:  # noqa: BLE001 - find the culprit below
@@ -212,6 +211,8 @@ def _expand_batch(
 
 
 def _calendar_of(components: Iterable[Component]) -> Component:
+    import icalendar
+
     mini = icalendar.Calendar()
     for component in components:
         mini.add_component(component)
