@@ -298,6 +298,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="salvage-bench-scale-"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SALVAGE_STATE_DIR": str(work / "state"),
            "SALVAGE_CONFIG_DIR": str(work), "NO_COLOR": "1"}
+    # A user's Python keeps compiled modules; with PYTHONDONTWRITEBYTECODE set here, every run would
+    # compile Salvage's modules again (a few tenths of a second) and the floor, all site-packages, not.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     results: dict[str, Any] = {}
     try:
         if "startup" in args.only:
