@@ -322,3 +322,20 @@ def test_an_unreadable_kept_plan_is_planned_afresh(tmp_path: Path) -> None:
     report = world.fresh_engine().run_once(NOW + timedelta(minutes=2))
     assert report.evaluation is not None and report.evaluation.whole
     assert [o.result for o in report.outcomes] == ["kept"]
+
+
+def test_a_lone_pass_that_made_drafts_leaves_a_plan_the_next_process_can_act_on(tmp_path: Path) -> None:
+    world = clash_world(tmp_path)
+    world.engine.alone = True  # as `run --once`: the instance lock keeps everyone else out
+    assert [o.result for o in world.engine.run_once(NOW).outcomes] == ["created"]
+    kept = world.store.load_plan()
+    assert kept is not None and kept[0] == world.store.generation()  # the plan after its own drafts
+    again = world.fresh_engine().evaluate(NOW)  # planned from scratch over the same state: the same
+    left = world.engine._last
+    assert left is not None
+    assert left.evaluation.actions == again.actions and left.evaluation.wakeups == again.wakeups
+    world.store.reads.clear()
+    later = world.fresh_engine()
+    later.alone = True
+    report = later.run_once(NOW + timedelta(minutes=2))
+    assert world.store.reads == [] and [o.result for o in report.outcomes] == ["kept"]

@@ -163,6 +163,7 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
 
     # Drafts are written by one process per state at a time: a running service refuses this pass.
     with InstanceLock(config.state_path), open_engine(config) as engine:
+        engine.alone = True  # the lock keeps the service and other passes out
         report = engine.run_once(now, dry_run=args.dry_run)
     print_polls(report, out)
     made = [o for o in report.outcomes if o.result not in (Result.KEPT, Result.EXISTS)]

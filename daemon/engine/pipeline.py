@@ -232,6 +232,10 @@ class Engine:
         self._polled = threading.Condition()
         self._coalesce_seconds = COALESCE_SECONDS
         self._held_back: dict[str, datetime] = {}  # provider -> until when its app's quota is spent
+        # True when this engine is the state's only user while it runs (`run --once` holds the
+        # instance lock and runs one pass in one thread): a pass that changed drafts then plans once
+        # more over what it left, so the next process finds a plan it can act on.
+        self.alone = False
         self._warned: set[tuple[str, str]] = set()  # (account, problem) already logged as a warning
         # (account, source id) -> when to try an invitation email again after a mailbox error.
         self._invitation_errors: dict[tuple[str, str], datetime] = {}
@@ -749,7 +753,28 @@ class Engine:
         if not dry_run and (fresh or not quiet):
             # A kept plan has no cases to bring up to date: something happened, so look at everything.
             self.track(evaluation if evaluation.whole else self.evaluate(now), now)
+        if self.alone and not dry_run and not quiet and evaluation.whole:
+            self._plan_again(evaluation)
         return report
+
+    def _plan_again(self, evaluation: Evaluation) -> None:
+        """Plan once more over the state this pass left (its drafts, cases and risks) and keep that plan.
+
+        The events and their classifications are the evaluation's: nobody else wrote the state
+        meanwhile (:attr:`alone`), so only what this pass itself wrote can differ, and that is what is
+        read again. The next process whose polls change nothing then acts on this plan.
+        """
+        generation = self.store.generation()
+        now = evaluation.now
+        context = self._plan_context(self.window(now))
+        with gc_paused():
+            risks = detect(evaluation.events, evaluation.classifications, self.config, now,
+                           marked_missed=context.marked_missed)
+            result = plan_result(evaluation.events, evaluation.classifications, risks, self.config, now, context)
+        again = replace(evaluation, risks=tuple(risks), actions=tuple(result.actions), skipped=tuple(result.skipped),
+                        cases=result.cases, wakeups=tuple(result.wakeups))
+        self._last = _Made(again, generation)
+        self._keep_plan(again, generation)
 
     def evaluation(self, now: datetime, *, dry_run: bool = False) -> tuple[Evaluation, bool]:
         """The evaluation a pass at ``now`` acts on, and whether it was made for this pass.
