@@ -87,10 +87,12 @@ class QuietHandler(SimpleHTTPRequestHandler):
 
     requests = 0
     lock = threading.Lock()
+    times: dict[str, list[float]] = {}  # path -> when it was asked for (time.monotonic)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         with QuietHandler.lock:
             QuietHandler.requests += 1
+            QuietHandler.times.setdefault(self.path, []).append(time.monotonic())
 
 
 def serve_calendars(folder: Path) -> ThreadingHTTPServer:

@@ -235,6 +235,7 @@ def service(accounts: int, poll_minutes: float, seconds: float, env: dict[str, s
     now = datetime.now(UTC)
     for i in range(accounts):
         (calendars / f"cal{i}.ics").write_text(calendar_ics(i, now), encoding="utf-8")
+    QuietHandler.times = {}  # the `once` section asked for the same paths
     server = serve_calendars(calendars)
     home = work / "svc"
     home.mkdir()
@@ -268,6 +269,10 @@ def service(accounts: int, poll_minutes: float, seconds: float, env: dict[str, s
         server.shutdown()
         server.server_close()
     expected = accounts * elapsed / (poll_minutes * 60)
+    # Every account's polls from start-up to the end: the longest gap between two polls of one account
+    # says whether each was polled on schedule (its interval, give or take the jitter).
+    gaps = [b - a for times in QuietHandler.times.values() for a, b in zip(times, times[1:], strict=False)]
+    twice = sum(1 for times in QuietHandler.times.values() if len(times) >= 2)
     share = cpu / elapsed
     per_poll = cpu / requests if requests else float("inf")
     return {
@@ -276,6 +281,7 @@ def service(accounts: int, poll_minutes: float, seconds: float, env: dict[str, s
         "rss_mb_mean": round(statistics.fmean(rss) / 1024, 1), "peak_rss_mb": round(hwm / 1024, 1),
         "polls": requests, "polls_expected": round(expected, 1),
         "on_schedule": round(requests / expected, 2) if expected else None,
+        "accounts_polled_twice": twice, "longest_gap_s": round(max(gaps), 1) if gaps else None,
         "cpu_ms_per_poll": round(1000 * per_poll, 2),
         "cycle_cpu_s": round(per_poll * accounts, 2) if requests else None,  # one poll of every account
         "ceiling_accounts": {f"{m} min": int(m * 60 / per_poll) if requests else 0 for m in (2, 5, 15)},
@@ -343,7 +349,9 @@ def main() -> int:
               f"{r['cpu_percent']} % of a core, RSS {r['rss_mb_mean']} MiB (peak {r['peak_rss_mb']}), "
               f"{r['polls']} polls of {r['polls_expected']} due ({r['on_schedule']}), {r['cpu_ms_per_poll']} ms CPU"
               f"/poll, ceiling {r['ceiling_accounts']}, exit {r['exit_code']}")
-        print(f"    start-up until every account was polled once: {r['startup_s']} s, {r['startup_cpu_s']} s CPU")
+        print(f"    start-up until every account was polled once: {r['startup_s']} s, {r['startup_cpu_s']} s CPU;"
+              f" {r['accounts_polled_twice']} accounts polled again, the longest gap between two polls of one"
+              f" account {r['longest_gap_s']} s (interval {60 * r['poll_minutes']:g} s, jitter up to 30 s)")
         if "once" in results and r["cycle_cpu_s"] is not None and r["accounts"] == results["once"]["accounts"]:
             once_cpu = results["once"]["unchanged"]["cpu_s"]
             print(f"    one polling cycle of every account: {r['cycle_cpu_s']} s CPU = "
