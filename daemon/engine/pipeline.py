@@ -821,14 +821,23 @@ class Engine:
         events = {a.occurrence_key: e for a in evaluation.actions
                   if (e := evaluation.event_for(a.occurrence_key)) is not None}
         kept = snapshot.Snapshot(evaluation.now, evaluation.window, evaluation.actions, evaluation.wakeups, events)
-        self.store.save_plan(generation, snapshot.dump(kept, self._plan_fingerprint()))
+        try:
+            data = snapshot.dump(kept, self._plan_fingerprint())
+        except Exception:  # noqa: BLE001 - a kept plan is a shortcut; without it the next pass plans afresh
+            log.debug("the plan could not be written down", exc_info=True)
+            return
+        self.store.save_plan(generation, data)
 
     def _kept_plan(self, generation: int) -> _Made | None:
         """The plan the state file keeps, if it reflects exactly ``generation`` and this configuration."""
         found = self.store.load_plan()
         if found is None or found[0] != generation:
             return None
-        kept = snapshot.load(found[1], self._plan_fingerprint())
+        try:
+            kept = snapshot.load(found[1], self._plan_fingerprint())
+        except Exception:  # noqa: BLE001 - see _keep_plan
+            log.debug("the kept plan could not be read", exc_info=True)
+            return None
         if kept is None:
             return None
         evaluation = Evaluation(kept.now, tuple(kept.events.values()), dict(kept.events), {}, (), kept.actions,
