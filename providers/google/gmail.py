@@ -89,15 +89,15 @@ def _calendar_parts(payload: dict[str, Any]) -> Iterator[str]:
                 continue
 
 
-def _payload_text(payload: dict[str, Any]) -> str:
-    """The first text/plain body of a ``format=full`` payload ('' if none)."""
+def _part_text(payload: dict[str, Any], mime_type: str) -> str:
+    """The body of the first ``mime_type`` part of a ``format=full`` payload ('' if none, or unreadable)."""
     stack = [payload]
     while stack:
         part = stack.pop(0)
         if not isinstance(part, dict):
             continue
         data = (part.get("body") or {}).get("data")
-        if str(part.get("mimeType", "")).lower() == "text/plain" and data and not part.get("filename"):
+        if str(part.get("mimeType", "")).lower() == mime_type and data and not part.get("filename"):
             try:
                 return _b64decode(str(data)).decode("utf-8", "replace")
             except ValueError:
@@ -106,24 +106,18 @@ def _payload_text(payload: dict[str, Any]) -> str:
     return ""
 
 
+def _payload_text(payload: dict[str, Any]) -> str:
+    """The first text/plain body of a ``format=full`` payload ('' if none)."""
+    return _part_text(payload, "text/plain")
+
+
 def _invitation_text(payload: dict[str, Any]) -> str:
     """The readable body of an invitation: its text/plain part, else its text/html part as text."""
     plain = _payload_text(payload)
     if plain:
         return plain
-    stack = [payload]
-    while stack:
-        part = stack.pop(0)
-        if not isinstance(part, dict):
-            continue
-        data = (part.get("body") or {}).get("data")
-        if str(part.get("mimeType", "")).lower() == "text/html" and data and not part.get("filename"):
-            try:
-                return html_to_text(_b64decode(str(data)).decode("utf-8", "replace"))
-            except ValueError:
-                return ""
-        stack.extend(part.get("parts") or ())
-    return ""
+    html = _part_text(payload, "text/html")
+    return html_to_text(html) if html else ""
 
 
 def _draft_text(resp: dict[str, Any]) -> str | None:
