@@ -33,20 +33,11 @@ from pydantic_core import InitErrorDetails
 
 from daemon import paths
 from daemon.configfile import ConfigFileError, load_yaml, read_config_file
-from daemon.reasons import REASONS
+from daemon.reasons import REASONS, Reason
 
 # Not a reason a user picks: the planner gives it to a reschedule request whose only problem is an
 # odd hour caused by an invitation set up in another time zone (the fact is the honest reason).
 TIME_ZONE_REASON = "time_zone"
-Reason = Literal[
-    "scheduling_conflict",
-    "illness",
-    "family_emergency",
-    "current_job",
-    "technical_problem",
-    "transport_delay",
-    "own_mistake",
-]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

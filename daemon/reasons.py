@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-REASONS = (
+from typing import Literal, get_args
+
+Reason = Literal[
     "scheduling_conflict",
     "illness",
     "family_emergency",
@@ -10,4 +12,5 @@ REASONS = (
     "technical_problem",
     "transport_delay",
     "own_mistake",
-)
+]
+REASONS: tuple[str, ...] = get_args(Reason)
