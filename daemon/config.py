@@ -444,9 +444,16 @@ class Config(Strict):
     def mailbox(self, account_name: str) -> str:
         """The address of an account's mailbox: its ``email``, else the user's (lower case)."""
         for account in self.accounts:
-            if account.name == account_name and account.email:
-                return account.email.lower()
+            if account.name == account_name:
+                return self._mailbox_of(account)
         return self.user.email.lower()
+
+    def mailboxes(self) -> dict[str, str]:
+        """Every account's mailbox address (:meth:`mailbox`), by account name, in one go."""
+        return {account.name: self._mailbox_of(account) for account in self.accounts}
+
+    def _mailbox_of(self, account: AccountConfig) -> str:
+        return account.email.lower() if account.email else self.user.email.lower()
 
     def account(self, name: str) -> AccountConfig:
         for account in self.accounts:

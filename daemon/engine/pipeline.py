@@ -716,9 +716,7 @@ class Engine:
         with self._adopting:  # the passes of many accounts start at once: one of them does it
             if self._adopted:
                 return
-            user = self.config.user.email.lower()
-            mailboxes = {a.name: a.email.lower() if a.email else user for a in reversed(self.config.accounts)}
-            changed = self.store.adopt_mailboxes(mailboxes)
+            changed = self.store.adopt_mailboxes(self.config.mailboxes())
             if changed:
                 log.info("state: %d draft(s) now keyed by their mailbox address", changed)
             self._adopted = True
