@@ -447,11 +447,8 @@ def classify_all(events: Iterable[Event], config: Config) -> dict[str, Classific
     detection and planning also use (earliest start, then end, account, calendar, id), so the result
     does not depend on the order the calendars were read in.
     """
-    rules = _rules(config)
-    memo = _Memo(rules)
-    tz = config.user.zone
-    chosen = pick_copies(events, tz)
-    return {key: _classify(event, key, rules, config, memo) for key, event in chosen.items()}
+    chosen = pick_copies(events, config.user.zone)  # keyed by each copy's own occurrence key
+    return dict(zip(chosen, classify_each(chosen.values(), config), strict=True))
 
 
 def classify_each(events: Iterable[Event], config: Config) -> list[Classification]:

@@ -368,11 +368,16 @@ class Engine:
         by_key = pick_copies((e for c in calendars.values() for s, t, e in c.rows if t > start and s < end),
                              self.config.user.zone)
         events = tuple(sorted(by_key.values(), key=lambda e: (e.span(self.config.user.zone)[0], e.occurrence_key)))
-        context = self._plan_context(window)
         classifications = {key: calendars[e.account].verdicts[e.source_id] for key, e in by_key.items()}
         if self.read_mail:
             events = self._with_invitations(events, classifications, now)
             by_key = {e.occurrence_key: e for e in events}
+        return self._decide(now, events, by_key, classifications)
+
+    def _decide(self, now: datetime, events: tuple[Event, ...], by_key: dict[str, Event],
+                classifications: dict[str, Classification]) -> Evaluation:
+        """Detect and plan over classified events, with the state store's view of the past as of now."""
+        context = self._plan_context(self.window(now))
         with gc_paused():
             risks = detect(events, classifications, self.config, now, marked_missed=context.marked_missed)
             result = plan_result(events, classifications, risks, self.config, now, context)
@@ -763,14 +768,7 @@ class Engine:
         read again. The next process whose polls change nothing then acts on this plan.
         """
         generation = self.store.generation()
-        now = evaluation.now
-        context = self._plan_context(self.window(now))
-        with gc_paused():
-            risks = detect(evaluation.events, evaluation.classifications, self.config, now,
-                           marked_missed=context.marked_missed)
-            result = plan_result(evaluation.events, evaluation.classifications, risks, self.config, now, context)
-        again = replace(evaluation, risks=tuple(risks), actions=tuple(result.actions), skipped=tuple(result.skipped),
-                        cases=result.cases, wakeups=tuple(result.wakeups))
+        again = self._decide(evaluation.now, evaluation.events, evaluation.by_key, evaluation.classifications)
         self._last = _Made(again, generation)
         self._keep_plan(again, generation)
 
